@@ -1,0 +1,285 @@
+//! The `tributary` command line: a thin front door over the library.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::lake::{self, Lake};
+use crate::query::{OutputFormat, QueryEngine, write_result};
+use crate::runtime::{RunOptions, RunSummary, run_pipeline};
+
+#[derive(Debug, Parser)]
+#[command(name = "tributary", version, about = "Serverless data pipelines into a Delta Lake, queried with SQL")]
+pub struct Cli {
+    /// Project config file.
+    #[arg(long, short, global = true, env = "TRIBUTARY_CONFIG", default_value = "tributary.toml")]
+    pub config: PathBuf,
+    /// Override the project's lake location (a folder).
+    #[arg(long, global = true, env = "TRIBUTARY_LAKE")]
+    pub lake: Option<String>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// More logging (-v: debug, -vv: trace).
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Never show a progress bar.
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run pipelines (all of the config's, or the named ones) to the end of their input.
+    Run {
+        /// Pipeline names; default all.
+        pipelines: Vec<String>,
+    },
+    /// Check config, schemas and transforms; runs nothing.
+    Validate,
+    /// Run a SQL query over the lake.
+    Query {
+        sql: String,
+        #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+        /// Write the result to a file instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// List the lake's tables: rows, files, bytes, partitions, last commit.
+    Tables,
+    /// Schema tools.
+    Schema {
+        #[command(subcommand)]
+        command: SchemaCommand,
+    },
+    /// Generate sample order events, run the demo `orders` pipeline, query the result.
+    Demo {
+        /// Good records to generate (about 1 % bad lines are added).
+        #[arg(long, default_value_t = 200_000)]
+        records: u64,
+        /// Number of input files.
+        #[arg(long, default_value_t = 4)]
+        files: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchemaCommand {
+    /// Print a schema TOML (for schemas/) inferred from sample NDJSON.
+    Infer {
+        file: PathBuf,
+        /// Table name to put in the schema (default: the file's stem).
+        #[arg(long)]
+        name: Option<String>,
+        /// Records to sample.
+        #[arg(long, default_value_t = 10_000)]
+        sample: usize,
+    },
+}
+
+/// Runs a parsed command line; `Ok(code)` is the process exit code.
+pub async fn execute(cli: Cli) -> Result<i32> {
+    match &cli.command {
+        Command::Validate => {
+            let config = load(&cli).await?;
+            println!("{}: ok", config.path.display());
+            for p in &config.pipelines {
+                println!(
+                    "  pipeline {:<16} {} → table {} ({} transforms, on_bad_record = {:?}, partitions [{}])",
+                    p.name,
+                    p.source.name(),
+                    p.table.name,
+                    p.transforms.len(),
+                    p.on_bad_record,
+                    p.table.partition_columns().join(", ")
+                );
+            }
+            Ok(0)
+        }
+        Command::Run { pipelines } => {
+            let config = load(&cli).await?;
+            let summaries = run(&cli, &config, pipelines).await?;
+            for s in summaries {
+                println!("{s}");
+            }
+            Ok(0)
+        }
+        Command::Query { sql, format, output } => {
+            let lake = open_lake(&cli).await?;
+            let engine = QueryEngine::open(&lake).await?;
+            let result = engine.sql(sql).await?;
+            match output {
+                Some(path) => {
+                    let mut f = std::fs::File::create(path)
+                        .map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
+                    write_result(&result, *format, &mut f)?;
+                    eprintln!("wrote {} rows to {}", result.num_rows(), path.display());
+                }
+                None => {
+                    if *format == OutputFormat::Parquet {
+                        return Err(Error::Usage("--format parquet needs --output FILE".into()));
+                    }
+                    let stdout = std::io::stdout();
+                    write_result(&result, *format, &mut stdout.lock())?;
+                }
+            }
+            Ok(0)
+        }
+        Command::Tables => {
+            let lake = open_lake(&cli).await?;
+            print_tables(&lake, &mut std::io::stdout()).await?;
+            Ok(0)
+        }
+        Command::Schema {
+            command: SchemaCommand::Infer { file, name, sample },
+        } => {
+            let f = std::fs::File::open(file)
+                .map_err(|e| Error::io(format!("cannot open {}", file.display()), e))?;
+            let name = name.clone().unwrap_or_else(|| {
+                file.file_stem()
+                    .map(|s| s.to_string_lossy().split('.').next().unwrap_or("table").replace('-', "_"))
+                    .unwrap_or_else(|| "table".into())
+            });
+            let inferred = crate::schema::infer::infer(std::io::BufReader::new(f), &name, *sample)
+                .map_err(|e| Error::io(format!("cannot infer a schema from {}", file.display()), e))?;
+            print!("{}", inferred.toml);
+            Ok(0)
+        }
+        Command::Demo { records, files } => {
+            demo(&cli, *records, *files).await?;
+            Ok(0)
+        }
+    }
+}
+
+async fn load(cli: &Cli) -> Result<Config> {
+    Config::load(&cli.config, cli.lake.as_deref())
+        .await
+        .map_err(Error::Config)
+}
+
+/// The lake of the config if there is one, else `--lake`, else `./lake`.
+async fn open_lake(cli: &Cli) -> Result<Lake> {
+    if cli.config.exists() {
+        let config = load(cli).await?;
+        return Lake::open(&config.project.lake);
+    }
+    Lake::open(cli.lake.as_deref().unwrap_or("lake"))
+}
+
+fn stop_on_ctrl_c() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("stopping: finishing and committing what was read (Ctrl-C again to abort)");
+            s.store(true, Ordering::Relaxed);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    stop
+}
+
+async fn run(cli: &Cli, config: &Config, names: &[String]) -> Result<Vec<RunSummary>> {
+    for n in names {
+        config.pipeline(n).map_err(Error::Usage)?;
+    }
+    let lake = Lake::open(&config.project.lake)?;
+    let opts = RunOptions {
+        progress: !cli.no_progress,
+        stop: stop_on_ctrl_c(),
+    };
+    let mut out = Vec::new();
+    for p in &config.pipelines {
+        if !names.is_empty() && !names.contains(&p.name) {
+            continue;
+        }
+        out.push(run_pipeline(p, &lake, &opts).await?);
+    }
+    Ok(out)
+}
+
+/// Writes the `tributary tables` listing.
+pub async fn print_tables(lake: &Lake, out: &mut dyn Write) -> Result<()> {
+    let io = |e| Error::io("cannot write output", e);
+    let names = lake.tables()?;
+    if names.is_empty() {
+        writeln!(out, "no tables in {} yet: run a pipeline (`tributary run`)", lake.root().display()).map_err(io)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<24} {:>12} {:>7} {:>12} {:>10} {:>8}  last commit",
+        "table", "rows", "files", "bytes", "partitions", "version"
+    )
+    .map_err(io)?;
+    for name in names {
+        let Some(table) = lake.load(&name).await? else { continue };
+        let info = lake::table_info(&name, &table).await?;
+        let when = info
+            .last_commit_ms
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_else(|| "-".into());
+        writeln!(
+            out,
+            "{:<24} {:>12} {:>7} {:>12} {:>10} {:>8}  {}",
+            info.name, info.rows, info.files, human_bytes(info.bytes), info.partitions, info.version, when
+        )
+        .map_err(io)?;
+    }
+    Ok(())
+}
+
+fn human_bytes(b: u64) -> String {
+    match b {
+        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} B"),
+    }
+}
+
+async fn demo(cli: &Cli, records: u64, files: usize) -> Result<()> {
+    let config_dir = cli.config.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let data = config_dir.join("data").join("orders");
+    eprintln!("generating {records} sample order events in {} ...", data.display());
+    let g = crate::demo::generate(&data, records, files, 42)?;
+    eprintln!("  {} files, {} good + {} bad lines, {:.1} MB", g.files, g.good, g.bad, g.bytes as f64 / 1e6);
+    let config = load(cli).await?;
+    let summaries = run(cli, &config, &["orders".to_string()]).await?;
+    for s in &summaries {
+        println!("{s}");
+    }
+    let lake = Lake::open(&config.project.lake)?;
+    let engine = QueryEngine::open(&lake).await?;
+    let q = "SELECT dt, count(*) AS orders, round(sum(total_amount), 2) AS revenue, \
+             sum(CASE WHEN value_band = 'high' THEN 1 ELSE 0 END) AS high_value \
+             FROM orders GROUP BY dt ORDER BY dt";
+    println!("\n$ tributary query \"{q}\"");
+    let stdout = std::io::stdout();
+    write_result(&engine.sql(q).await?, OutputFormat::Table, &mut stdout.lock())?;
+    if engine.tables().iter().any(|t| t == "orders_dlq") {
+        let q = "SELECT error_kind, count(*) AS records FROM orders_dlq GROUP BY error_kind ORDER BY error_kind";
+        println!("\n$ tributary query \"{q}\"");
+        write_result(&engine.sql(q).await?, OutputFormat::Table, &mut stdout.lock())?;
+    }
+    println!("\nlake: {}   (try `tributary tables`)", lake.root().display());
+    Ok(())
+}

@@ -1,0 +1,527 @@
+//! Project configuration (`tributary.toml`): parsed raw (`raw`), then validated into the
+//! typed model below. Validation builds every transform against its input schema, so a
+//! config that passes `tributary validate` cannot fail later on a name or a type.
+
+mod raw;
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use toml::Spanned;
+
+use crate::diag::{Diagnostic, Diagnostics, SourceFile, did_you_mean};
+use crate::schema::{TableSchema, toml_error, types};
+use crate::transform::{self, BuildError, Transform, TransformSpec};
+use raw::{RawConfig, RawPipeline, RawTransform};
+use tributary_connectors::SourceKind;
+use tributary_connectors::file::FileSourceConfig;
+
+/// What happens to a record that cannot be decoded or does not fit the schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadRecordPolicy {
+    /// Write it to the pipeline's dead-letter table (raw payload, position, reason, time).
+    Dlq,
+    /// Drop it, counted.
+    Drop,
+    /// Stop the run with an error naming the record.
+    Fail,
+}
+
+#[derive(Debug, Clone)]
+pub struct SinkSettings {
+    pub target_file_bytes: u64,
+    pub flush_rows: u64,
+    pub flush_interval: std::time::Duration,
+    pub row_group_rows: usize,
+    pub zstd_level: i32,
+}
+
+#[derive(Debug)]
+pub struct Pipeline {
+    pub name: String,
+    pub table: TableSchema,
+    /// Schema records are decoded with.
+    pub input: SchemaRef,
+    pub on_bad_record: BadRecordPolicy,
+    pub source: SourceKind,
+    pub transforms: Vec<Arc<dyn Transform>>,
+    /// Schema after the transforms (a subset of the table's record fields, castable to them).
+    pub output: SchemaRef,
+    pub batch_size: usize,
+    pub parallelism: usize,
+    pub max_record_bytes: usize,
+    pub sink: SinkSettings,
+}
+
+impl Pipeline {
+    pub fn dlq_table(&self) -> String {
+        format!("{}_dlq", self.name)
+    }
+}
+
+#[derive(Debug)]
+pub struct Project {
+    pub name: String,
+    /// The lake's location: an absolute local path or an object-store URL.
+    pub lake: String,
+    pub schemas_dir: PathBuf,
+}
+
+#[derive(Debug)]
+pub struct Config {
+    pub path: PathBuf,
+    pub dir: PathBuf,
+    pub project: Project,
+    pub pipelines: Vec<Pipeline>,
+}
+
+impl Config {
+    /// Reads and validates a config file. `lake_override` replaces `project.lake`.
+    pub async fn load(path: &Path, lake_override: Option<&str>) -> Result<Config, Diagnostics> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Diagnostic::file_level(path, format!("cannot read config: {e}")).with_hint(
+                "run in a project folder with a tributary.toml, or pass --config FILE",
+            )
+        })?;
+        Self::parse(path, &text, lake_override).await
+    }
+
+    pub async fn parse(
+        path: &Path,
+        text: &str,
+        lake_override: Option<&str>,
+    ) -> Result<Config, Diagnostics> {
+        let file = SourceFile::new(path, text);
+        let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(&file, &e))?;
+        let dir = path
+            .parent()
+            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+        let mut diags = Diagnostics::default();
+
+        let lake_raw = lake_override.unwrap_or(raw.project.lake.get_ref());
+        let lake = match resolve_lake(&dir, lake_raw) {
+            Ok(l) => l,
+            Err((msg, hint)) => {
+                diags.push(file.error(raw.project.lake.span(), msg).with_hint(hint));
+                String::new()
+            }
+        };
+        let schemas_dir = dir.join(raw.project.schemas.get_ref());
+
+        let mut pipelines = Vec::new();
+        for (name, p) in &raw.pipelines {
+            if !is_ident(name.get_ref()) {
+                diags.push(
+                    file.error(name.span(), format!("pipeline name `{}` is not a plain name", name.get_ref()))
+                        .with_hint("use lowercase letters, digits and `_` (it names the dead-letter table)"),
+                );
+                continue;
+            }
+            match validate_pipeline(&file, &dir, &schemas_dir, name.get_ref(), p).await {
+                Ok(p) => pipelines.push(p),
+                Err(d) => diags.0.extend(d.0),
+            }
+        }
+        if !diags.is_empty() {
+            return Err(diags);
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            dir,
+            project: Project {
+                name: raw.project.name,
+                lake,
+                schemas_dir,
+            },
+            pipelines,
+        })
+    }
+
+    pub fn pipeline(&self, name: &str) -> Result<&Pipeline, String> {
+        self.pipelines.iter().find(|p| p.name == name).ok_or_else(|| {
+            format!(
+                "no pipeline `{name}` in {}: {}",
+                self.path.display(),
+                did_you_mean(name, self.pipelines.iter().map(|p| p.name.as_str()))
+            )
+        })
+    }
+}
+
+fn is_ident(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+}
+
+fn resolve_lake(dir: &Path, lake: &str) -> Result<String, (String, String)> {
+    if let Some((scheme, _)) = lake.split_once("://") {
+        return match scheme {
+            "file" => Ok(lake.trim_start_matches("file://").to_string()),
+            "s3" | "s3a" => Err((
+                format!("lake `{lake}`: S3 lakes are not supported by this build yet"),
+                "use a local folder for now (S3 arrives with the Kinesis/S3 connectors)".into(),
+            )),
+            other => Err((
+                format!("lake URL scheme `{other}` is not supported"),
+                "use a local folder (\"lake\") or file:///absolute/path".into(),
+            )),
+        };
+    }
+    let p = Path::new(lake);
+    let p = if p.is_absolute() { p.to_path_buf() } else { dir.join(p) };
+    Ok(p.display().to_string())
+}
+
+/// The column inside a config string where `name` occurs (for pointing at it).
+fn span_of_name(file: &SourceFile, s: &Spanned<String>, name: Option<&str>) -> Range<usize> {
+    let span = s.span();
+    let Some(name) = name else { return span };
+    let quote = if file.text[span.start..].starts_with("\"\"\"") || file.text[span.start..].starts_with("'''") {
+        3
+    } else {
+        1
+    };
+    match s.get_ref().find(name) {
+        Some(i) if span.end > span.start => {
+            let at = span.start + quote + i;
+            at..at + name.len()
+        }
+        _ => span,
+    }
+}
+
+async fn validate_pipeline(
+    file: &SourceFile,
+    dir: &Path,
+    schemas_dir: &Path,
+    name: &str,
+    sp: &Spanned<RawPipeline>,
+) -> Result<Pipeline, Diagnostics> {
+    let p = sp.get_ref();
+    let mut diags = Diagnostics::default();
+    let table_name = p.table.get_ref();
+    let table = match TableSchema::load(schemas_dir, table_name) {
+        Ok(t) => Some(t),
+        Err(mut d) => {
+            if !schemas_dir.join(format!("{table_name}.toml")).exists() {
+                let known = list_schemas(schemas_dir);
+                d = file
+                    .error(p.table.span(), format!("unknown table `{table_name}`: no {}/{table_name}.toml", schemas_dir.display()))
+                    .with_hint(format!(
+                        "{}; or create it with `tributary schema infer SAMPLE.ndjson --name {table_name}`",
+                        did_you_mean(table_name, known.iter().map(|s| s.as_str()))
+                    ))
+                    .into();
+            }
+            diags.0.extend(d.0);
+            None
+        }
+    };
+    let input_table = match &p.input_schema {
+        Some(s) => match TableSchema::load(schemas_dir, s.get_ref()) {
+            Ok(t) => Some(t),
+            Err(d) => {
+                diags.push(file.error(s.span(), format!("cannot load input schema `{}`", s.get_ref())));
+                diags.0.extend(d.0);
+                None
+            }
+        },
+        None => table.clone(),
+    };
+    let on_bad_record = match p.on_bad_record.get_ref().as_str() {
+        "dlq" => BadRecordPolicy::Dlq,
+        "drop" => BadRecordPolicy::Drop,
+        "fail" => BadRecordPolicy::Fail,
+        other => {
+            diags.push(
+                file.error(p.on_bad_record.span(), format!("unknown on_bad_record policy `{other}`"))
+                    .with_hint("use \"dlq\" (dead-letter table, the default), \"drop\" or \"fail\""),
+            );
+            BadRecordPolicy::Dlq
+        }
+    };
+    let source = match validate_source(file, dir, &p.source) {
+        Ok(s) => Some(s),
+        Err(d) => {
+            diags.push(d);
+            None
+        }
+    };
+    if *p.batch_size.get_ref() == 0 || *p.batch_size.get_ref() > 1 << 20 {
+        diags.push(file.error(p.batch_size.span(), "batch_size must be between 1 and 1048576"));
+    }
+    if *p.max_record_bytes.get_ref() == 0 {
+        diags.push(file.error(p.max_record_bytes.span(), "max_record_bytes must be positive"));
+    }
+
+    // Transforms, built in order against the schema the previous one produces.
+    let mut transforms: Vec<Arc<dyn Transform>> = Vec::new();
+    let input: Option<SchemaRef> = input_table.as_ref().map(|t| {
+        // Decode with every top-level field nullable: missing required fields are detected
+        // after decoding and dead-lettered per record instead of failing the batch.
+        let fields: Vec<Field> = t.fields.iter().map(|f| f.clone().with_nullable(true)).collect();
+        Arc::new(Schema::new(fields))
+    });
+    let mut current = input.clone();
+    for (i, t) in p.transforms.iter().enumerate() {
+        let label = format!("#{} ({})", i + 1, t.get_ref().kind.get_ref());
+        let spec = match transform_spec(file, t) {
+            Ok(s) => s,
+            Err(d) => {
+                diags.push(d);
+                current = None;
+                continue;
+            }
+        };
+        let Some(schema) = current.clone() else { continue };
+        match transform::build(&spec, schema.clone(), label.clone()).await {
+            Ok(built) => {
+                current = built.output_schema(&schema).ok();
+                transforms.push(built);
+            }
+            Err(e) => {
+                diags.push(build_error_diag(file, t, &label, e));
+                current = None;
+            }
+        }
+    }
+
+    // The last transform's output must fit the table.
+    if let (Some(table), Some(out)) = (&table, &current) {
+        let at = p.transforms.last().map(|t| t.span()).unwrap_or_else(|| p.table.span());
+        for f in out.fields() {
+            match table.fields.iter().find(|t| t.name() == f.name()) {
+                None => diags.push(
+                    file.error(at.clone(), format!("column `{}` is produced for table `{}`, which has no such field", f.name(), table.name))
+                        .with_hint(format!("add `{}` to {} or drop it with a `select` transform", f.name(), table.file.path.display())),
+                ),
+                Some(t) if !arrow::compute::can_cast_types(f.data_type(), t.data_type()) => diags.push(
+                    file.error(at.clone(), format!(
+                        "column `{}` is {} but table `{}` declares {}",
+                        f.name(), types::format_type(f.data_type()), table.name, types::format_type(t.data_type())
+                    ))
+                    .with_hint("add a `cast` transform or change the schema"),
+                ),
+                Some(_) => {}
+            }
+        }
+        for t in &table.fields {
+            if !t.is_nullable() && out.field_with_name(t.name()).is_err() {
+                diags.push(
+                    file.error(at.clone(), format!("required field `{}` of table `{}` is not produced by this pipeline", t.name(), table.name))
+                        .with_hint("keep the column in your transforms, or make the field optional in the schema"),
+                );
+            }
+        }
+    }
+
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    let (Some(table), Some(input), Some(source), Some(output)) = (table, input, source, current) else {
+        return Err(Diagnostics(vec![file.error(sp.span(), format!("pipeline `{name}` is invalid"))]));
+    };
+    let parallelism = if p.parallelism == 0 {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+    } else {
+        p.parallelism
+    };
+    Ok(Pipeline {
+        name: name.to_string(),
+        table,
+        input,
+        on_bad_record,
+        source,
+        transforms,
+        output,
+        batch_size: *p.batch_size.get_ref(),
+        parallelism,
+        max_record_bytes: *p.max_record_bytes.get_ref(),
+        sink: SinkSettings {
+            target_file_bytes: p.sink.target_file_mb.max(1) << 20,
+            flush_rows: p.sink.flush_rows.max(1),
+            flush_interval: std::time::Duration::from_secs(p.sink.flush_interval_secs.max(1)),
+            row_group_rows: p.sink.row_group_rows.max(1024),
+            zstd_level: p.sink.zstd_level.clamp(1, 22),
+        },
+    })
+}
+
+fn list_schemas(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| e.path().file_stem().map(|s| s.to_string_lossy().to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn validate_source(
+    file: &SourceFile,
+    dir: &Path,
+    s: &Spanned<raw::RawSource>,
+) -> Result<SourceKind, Diagnostic> {
+    let src = s.get_ref();
+    match src.kind.get_ref().as_str() {
+        "file" => {
+            let Some(path) = &src.path else {
+                return Err(file
+                    .error(s.span(), "a file source needs `path`")
+                    .with_hint("e.g. source = { type = \"file\", path = \"data/orders/*.ndjson\" }"));
+            };
+            Ok(SourceKind::File(FileSourceConfig {
+                path: path.get_ref().clone(),
+                base_dir: dir.to_path_buf(),
+            }))
+        }
+        "kinesis" | "s3" => Err(file
+            .error(src.kind.span(), format!("source type `{}` is not available in this build yet", src.kind.get_ref()))
+            .with_hint("use type = \"file\"")),
+        other => Err(file
+            .error(src.kind.span(), format!("unknown source type `{other}`"))
+            .with_hint(did_you_mean(other, ["file", "kinesis", "s3"]))),
+    }
+}
+
+const TRANSFORM_KEYS: &[(&str, &[&str])] = &[
+    ("sql", &["query"]),
+    ("filter", &["predicate"]),
+    ("select", &["columns"]),
+    ("rename", &["columns"]),
+    ("cast", &["columns"]),
+    ("derive", &["column", "expr"]),
+    ("hash", &["columns", "salt"]),
+];
+
+fn transform_spec(file: &SourceFile, st: &Spanned<RawTransform>) -> Result<TransformSpec, Diagnostic> {
+    let t = st.get_ref();
+    let kind = t.kind.get_ref().as_str();
+    let Some((_, allowed)) = TRANSFORM_KEYS.iter().find(|(k, _)| *k == kind) else {
+        return Err(file
+            .error(t.kind.span(), format!("unknown transform type `{kind}`"))
+            .with_hint(did_you_mean(kind, TRANSFORM_KEYS.iter().map(|(k, _)| *k))));
+    };
+    let given: [(&str, Option<Range<usize>>); 6] = [
+        ("query", t.query.as_ref().map(|v| v.span())),
+        ("predicate", t.predicate.as_ref().map(|v| v.span())),
+        ("column", t.column.as_ref().map(|v| v.span())),
+        ("expr", t.expr.as_ref().map(|v| v.span())),
+        ("columns", t.columns.as_ref().map(|v| v.span())),
+        ("salt", t.salt.as_ref().map(|v| v.span())),
+    ];
+    for (key, span) in &given {
+        if let Some(span) = span
+            && !allowed.contains(key)
+        {
+            return Err(file
+                .error(span.clone(), format!("`{key}` is not a setting of a `{kind}` transform"))
+                .with_hint(format!("`{kind}` takes: {}", allowed.join(", "))));
+        }
+    }
+    let missing = |key: &str, example: &str| {
+        file.error(st.span(), format!("a `{kind}` transform needs `{key}`"))
+            .with_hint(format!("e.g. {example}"))
+    };
+    let s = |v: &Option<Spanned<String>>| v.as_ref().map(|v| v.get_ref().clone());
+    Ok(match kind {
+        "sql" => TransformSpec::Sql {
+            query: s(&t.query).ok_or_else(|| missing("query", "query = \"SELECT *, lower(email) AS email_lc FROM input\""))?,
+        },
+        "filter" => TransformSpec::Filter {
+            predicate: s(&t.predicate).ok_or_else(|| missing("predicate", "predicate = \"status <> 'created'\""))?,
+        },
+        "derive" => TransformSpec::Derive {
+            column: s(&t.column).ok_or_else(|| missing("column", "column = \"value_band\""))?,
+            expr: s(&t.expr).ok_or_else(|| missing("expr", "expr = \"total_amount * 100\""))?,
+        },
+        "select" => TransformSpec::Select {
+            columns: name_list(file, t.columns.as_ref()).map_err(|_| missing("columns", "columns = [\"event_id\", \"status\"]"))?,
+        },
+        "hash" => {
+            let columns = name_list(file, t.columns.as_ref()).map_err(|_| missing("columns", "columns = [\"email\"]"))?;
+            let salt = match &t.salt {
+                None => return Err(missing("salt", "salt = \"${env:PII_SALT}\"")),
+                Some(v) => resolve_secret(file, v)?,
+            };
+            TransformSpec::Hash { columns, salt }
+        }
+        "rename" => {
+            let pairs = name_table(file, t.columns.as_ref()).map_err(|_| missing("columns", "columns = { old_name = \"new_name\" }"))?;
+            TransformSpec::Rename { mapping: pairs }
+        }
+        "cast" => {
+            let pairs = name_table(file, t.columns.as_ref()).map_err(|_| missing("columns", "columns = { customer_id = \"string\" }"))?;
+            let mut columns = Vec::new();
+            for (c, ty) in pairs {
+                let parsed = types::parse_type(&ty).map_err(|e| {
+                    file.error(t.columns.as_ref().map(|v| v.span()).unwrap_or(st.span()), format!("column `{c}`: {}", e.message))
+                })?;
+                columns.push((c, parsed));
+            }
+            TransformSpec::Cast { columns }
+        }
+        _ => unreachable!("kinds are checked against TRANSFORM_KEYS above"),
+    })
+}
+
+fn name_list(file: &SourceFile, v: Option<&Spanned<toml::Value>>) -> Result<Vec<String>, Diagnostic> {
+    let v = v.ok_or_else(|| file.error(0..0, "missing"))?;
+    match v.get_ref() {
+        toml::Value::Array(items) if !items.is_empty() => items
+            .iter()
+            .map(|i| i.as_str().map(str::to_string).ok_or_else(|| file.error(v.span(), "`columns` must be a list of column names")))
+            .collect(),
+        _ => Err(file.error(v.span(), "`columns` must be a non-empty list of column names")),
+    }
+}
+
+fn name_table(file: &SourceFile, v: Option<&Spanned<toml::Value>>) -> Result<Vec<(String, String)>, Diagnostic> {
+    let v = v.ok_or_else(|| file.error(0..0, "missing"))?;
+    match v.get_ref() {
+        toml::Value::Table(t) if !t.is_empty() => t
+            .iter()
+            .map(|(k, val)| {
+                val.as_str()
+                    .map(|s| (k.clone(), s.to_string()))
+                    .ok_or_else(|| file.error(v.span(), format!("`{k}` must map to a string")))
+            })
+            .collect(),
+        _ => Err(file.error(v.span(), "`columns` must be a table like { name = \"value\" }")),
+    }
+}
+
+/// Resolves `${env:NAME}` references so secrets never sit in config files.
+fn resolve_secret(file: &SourceFile, v: &Spanned<String>) -> Result<String, Diagnostic> {
+    let s = v.get_ref();
+    if let Some(name) = s.strip_prefix("${env:").and_then(|r| r.strip_suffix('}')) {
+        return std::env::var(name).map_err(|_| {
+            file.error(v.span(), format!("environment variable `{name}` is not set"))
+                .with_hint(format!("export {name}=... before running"))
+        });
+    }
+    tracing::warn!("a secret is written inline in {}; prefer \"${{env:NAME}}\"", file.path.display());
+    Ok(s.clone())
+}
+
+fn build_error_diag(file: &SourceFile, t: &Spanned<RawTransform>, label: &str, e: BuildError) -> Diagnostic {
+    let raw = t.get_ref();
+    // Point at the string the error is about, at the offending name where we can find it.
+    let target = raw.predicate.as_ref().or(raw.expr.as_ref()).or(raw.query.as_ref());
+    let span = match target {
+        Some(s) => span_of_name(file, s, e.name.as_deref()),
+        None => raw.columns.as_ref().map(|c| c.span()).unwrap_or(t.span()),
+    };
+    file.error(span, format!("transform {label}: {}", e.message)).with_hint_opt(e.hint)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,167 @@
+//! The TOML model as written (low-level): serde structs with spans, defaults from named
+//! functions, unknown keys rejected. `super::validate` turns it into typed config.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub project: RawProject,
+    #[serde(default)]
+    pub pipelines: BTreeMap<Spanned<String>, Spanned<RawPipeline>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProject {
+    #[serde(default = "default_project_name")]
+    pub name: String,
+    /// Local folder (relative to the config file) or an object-store URL.
+    #[serde(default = "default_lake")]
+    pub lake: Spanned<String>,
+    /// Folder of table schemas, relative to the config file.
+    #[serde(default = "default_schemas")]
+    pub schemas: Spanned<String>,
+}
+
+impl Default for RawProject {
+    fn default() -> Self {
+        Self {
+            name: default_project_name(),
+            lake: default_lake(),
+            schemas: default_schemas(),
+        }
+    }
+}
+
+fn default_project_name() -> String {
+    "tributary".into()
+}
+fn default_lake() -> Spanned<String> {
+    Spanned::new(0..0, "lake".into())
+}
+fn default_schemas() -> Spanned<String> {
+    Spanned::new(0..0, "schemas".into())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPipeline {
+    /// Target table; its schema is `schemas/<table>.toml`.
+    pub table: Spanned<String>,
+    /// Schema the source records are decoded with, when transforms reshape them
+    /// (defaults to the table's schema).
+    #[serde(default)]
+    pub input_schema: Option<Spanned<String>>,
+    #[serde(default = "default_on_bad_record")]
+    pub on_bad_record: Spanned<String>,
+    pub source: Spanned<RawSource>,
+    #[serde(default)]
+    pub transforms: Vec<Spanned<RawTransform>>,
+    /// Records per decoded batch.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: Spanned<usize>,
+    /// Decode + transform workers; 0 = one per core.
+    #[serde(default)]
+    pub parallelism: usize,
+    /// Records larger than this go to the dead-letter table.
+    #[serde(default = "default_max_record_bytes")]
+    pub max_record_bytes: Spanned<usize>,
+    #[serde(default)]
+    pub sink: RawSink,
+}
+
+fn default_on_bad_record() -> Spanned<String> {
+    Spanned::new(0..0, "dlq".into())
+}
+fn default_batch_size() -> Spanned<usize> {
+    Spanned::new(0..0, 16_384)
+}
+fn default_max_record_bytes() -> Spanned<usize> {
+    Spanned::new(0..0, 1 << 20)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    #[serde(rename = "type")]
+    pub kind: Spanned<String>,
+    #[serde(default)]
+    pub path: Option<Spanned<String>>,
+}
+
+/// When the sink closes files and commits.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSink {
+    /// Roll a data file at about this size (compressed).
+    #[serde(default = "default_target_file_mb")]
+    pub target_file_mb: u64,
+    /// Commit after this many rows (all open files are closed together).
+    #[serde(default = "default_flush_rows")]
+    pub flush_rows: u64,
+    /// Commit at least this often while data is flowing.
+    #[serde(default = "default_flush_interval_secs")]
+    pub flush_interval_secs: u64,
+    /// Rows per Parquet row group.
+    #[serde(default = "default_row_group_rows")]
+    pub row_group_rows: usize,
+    /// zstd level for Parquet pages.
+    #[serde(default = "default_zstd_level")]
+    pub zstd_level: i32,
+}
+
+impl Default for RawSink {
+    fn default() -> Self {
+        Self {
+            target_file_mb: default_target_file_mb(),
+            flush_rows: default_flush_rows(),
+            flush_interval_secs: default_flush_interval_secs(),
+            row_group_rows: default_row_group_rows(),
+            zstd_level: default_zstd_level(),
+        }
+    }
+}
+
+fn default_target_file_mb() -> u64 {
+    128
+}
+fn default_flush_rows() -> u64 {
+    2_000_000
+}
+fn default_flush_interval_secs() -> u64 {
+    60
+}
+fn default_row_group_rows() -> usize {
+    128 * 1024
+}
+fn default_zstd_level() -> i32 {
+    3
+}
+
+/// One transform. The keys a transform takes depend on its `type`; `validate` checks that
+/// each key given belongs to that type (so spans survive, which an internally tagged serde
+/// enum would lose).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTransform {
+    #[serde(rename = "type")]
+    pub kind: Spanned<String>,
+    #[serde(default)]
+    pub query: Option<Spanned<String>>,
+    #[serde(default)]
+    pub predicate: Option<Spanned<String>>,
+    #[serde(default)]
+    pub column: Option<Spanned<String>>,
+    #[serde(default)]
+    pub expr: Option<Spanned<String>>,
+    /// `select`/`hash`: a list of names; `rename`/`cast`: a table name → new name / type.
+    #[serde(default)]
+    pub columns: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    pub salt: Option<Spanned<String>>,
+}

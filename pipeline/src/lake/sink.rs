@@ -1,0 +1,163 @@
+//! Writing one table: batches stream into Parquet files (partitioned, rolled by size) and a
+//! commit makes a set of files visible together with the source positions they cover.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, Transaction};
+use deltalake::parquet::basic::{Compression, ZstdLevel};
+use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::DeltaTable;
+
+use crate::decode::BadRecord;
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone)]
+pub struct WriterSettings {
+    pub target_file_bytes: u64,
+    pub row_group_rows: usize,
+    pub zstd_level: i32,
+}
+
+/// What one commit added.
+#[derive(Debug, Clone, Default)]
+pub struct CommitStats {
+    pub version: i64,
+    pub files: usize,
+    pub bytes: u64,
+    pub rows: u64,
+}
+
+pub struct TableSink {
+    name: String,
+    table: DeltaTable,
+    writer: RecordBatchWriter,
+    schema: SchemaRef,
+    partitions: Vec<String>,
+    buffered_rows: u64,
+}
+
+impl TableSink {
+    pub fn new(name: &str, table: DeltaTable, settings: &WriterSettings) -> Result<Self> {
+        let level = ZstdLevel::try_new(settings.zstd_level)?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(level))
+            .set_max_row_group_row_count(Some(settings.row_group_rows))
+            .set_statistics_enabled(EnabledStatistics::Page)
+            .build();
+        let writer = RecordBatchWriter::for_table(&table)?
+            .with_writer_properties(props)
+            .with_target_file_size(settings.target_file_bytes);
+        let schema = writer.arrow_schema();
+        let partitions = table.snapshot()?.metadata().partition_columns().to_vec();
+        Ok(Self {
+            name: name.to_string(),
+            table,
+            writer,
+            schema,
+            partitions,
+            buffered_rows: 0,
+        })
+    }
+
+    /// The table's Arrow schema, as the writer expects batches.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    pub fn buffered_rows(&self) -> u64 {
+        self.buffered_rows
+    }
+
+    pub async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        self.buffered_rows += batch.num_rows() as u64;
+        self.writer.write(batch).await?;
+        Ok(())
+    }
+
+    /// Closes the open files and commits them with `txns` (source positions) in one Delta
+    /// commit. Returns `None` when there was nothing to commit.
+    pub async fn commit(
+        &mut self,
+        txns: Vec<Transaction>,
+        metadata: HashMap<String, serde_json::Value>,
+    ) -> Result<Option<CommitStats>> {
+        let adds = self.writer.flush().await?;
+        if adds.is_empty() && txns.is_empty() {
+            return Ok(None);
+        }
+        let stats = CommitStats {
+            version: 0,
+            files: adds.len(),
+            bytes: adds.iter().map(|a| a.size.max(0) as u64).sum(),
+            rows: self.buffered_rows,
+        };
+        let actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
+        let op = DeltaOperation::Write {
+            mode: SaveMode::Append,
+            partition_by: (!self.partitions.is_empty()).then(|| self.partitions.clone()),
+            predicate: None,
+        };
+        let props = CommitProperties::default()
+            .with_application_transactions(txns)
+            .with_metadata(metadata);
+        let finalized = CommitBuilder::from(props)
+            .with_actions(actions)
+            .build(Some(self.table.snapshot()?), self.table.log_store(), op)
+            .await?;
+        let version = finalized.version() as i64;
+        self.table.update_state().await?;
+        self.buffered_rows = 0;
+        tracing::debug!(table = %self.name, version, files = stats.files, "committed");
+        Ok(Some(CommitStats { version, ..stats }))
+    }
+
+    pub fn table(&self) -> &DeltaTable {
+        &self.table
+    }
+}
+
+/// Columns of every dead-letter table.
+pub fn dlq_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("pipeline", DataType::Utf8, false),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("position", DataType::Int64, false),
+        Field::new("error_kind", DataType::Utf8, false),
+        Field::new("error", DataType::Utf8, false),
+        Field::new("raw", DataType::Utf8, false),
+        Field::new(
+            "dead_lettered_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+    ]))
+}
+
+/// Bad records as a dead-letter batch. Raw bytes that are not UTF-8 are kept lossily
+/// (with U+FFFD), the reason says so.
+pub fn dlq_batch(pipeline: &str, bad: &[BadRecord], schema: &SchemaRef) -> Result<RecordBatch> {
+    let now = chrono::Utc::now().timestamp_micros();
+    let n = bad.len();
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec![pipeline; n])),
+        Arc::new(StringArray::from_iter_values(bad.iter().map(|b| b.partition.as_str()))),
+        Arc::new(Int64Array::from_iter_values(bad.iter().map(|b| b.offset as i64))),
+        Arc::new(StringArray::from_iter_values(bad.iter().map(|b| b.kind))),
+        Arc::new(StringArray::from_iter_values(bad.iter().map(|b| b.reason.as_str()))),
+        Arc::new(StringArray::from_iter_values(
+            bad.iter().map(|b| String::from_utf8_lossy(&b.raw).into_owned()),
+        )),
+        Arc::new(TimestampMicrosecondArray::from(vec![now; n]).with_timezone("UTC")),
+    ];
+    RecordBatch::try_new(schema.clone(), cols).map_err(Error::from)
+}

@@ -1,0 +1,17 @@
+//! Tributary: streams of records → stateless Arrow batch transforms → Delta Lake tables of
+//! Parquet files → SQL. See DESIGN.md for the map; modules follow the data:
+//! `config` → `schema` → `decode` → `transform` → `lake` → `query`, tied by `runtime`.
+
+pub mod cli;
+pub mod config;
+pub mod decode;
+pub mod demo;
+pub mod diag;
+pub mod error;
+pub mod lake;
+pub mod query;
+pub mod runtime;
+pub mod schema;
+pub mod transform;
+
+pub use error::{Error, ErrorClass, Result};

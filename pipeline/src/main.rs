@@ -1,0 +1,36 @@
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use tributary::cli::{Cli, LogFormat, execute};
+use tributary::error::Error;
+
+fn init_logging(cli: &Cli) {
+    let default = match cli.verbose {
+        0 => "warn,tributary=info",
+        1 => "info,tributary=debug",
+        _ => "debug,tributary=trace",
+    };
+    let filter = EnvFilter::try_from_env("TRIBUTARY_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.with_target(false).init(),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match runtime.block_on(execute(cli)) {
+        Ok(code) => std::process::exit(code),
+        Err(Error::Config(d)) => {
+            eprint!("{d}");
+            eprintln!();
+            std::process::exit(2);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    }
+}
