@@ -195,7 +195,7 @@ not json
         assert_eq!(s.partition_columns(), vec!["dt"]);
         assert_eq!(
             format_type(s.fields[3].data_type()),
-            "list<struct<sku: string not null, q: int64 not null>>"
+            "list<struct<sku: string, q: int64>>"
         );
     }
 }

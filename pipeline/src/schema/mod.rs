@@ -342,7 +342,7 @@ transform = "day"
         let bad = ORDERS.replace("list<struct<sku", "list<strct<sku");
         let e = TableSchema::parse(Path::new("orders.toml"), &bad, "orders").unwrap_err();
         let s = e.to_string();
-        assert!(s.contains("orders.toml:14:14"), "{s}");
+        assert!(s.contains("orders.toml:13:14"), "{s}");
         let bad = ORDERS.replace("from = \"event_time\"", "from = \"event_tme\"");
         let s = TableSchema::parse(Path::new("o.toml"), &bad, "orders").unwrap_err().to_string();
         assert!(s.contains("did you mean `event_time`"), "{s}");
