@@ -196,7 +196,7 @@ pub fn independent_daily(files: &[PathBuf]) -> (BTreeMap<String, (u64, i64)>, u6
     (days, bad)
 }
 
-fn valid_event(line: &str) -> Option<(String, i64)> {
+pub fn valid_event(line: &str) -> Option<(String, i64)> {
     let v: serde_json::Value = serde_json::from_str(line).ok()?;
     v["event_id"].as_str()?;
     v["customer_id"].as_i64()?;

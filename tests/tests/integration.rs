@@ -1,1 +1,8 @@
+//! Tributary's integration tests: one binary, one module per capability.
 
+mod integration {
+    mod bad_records;
+    mod cli;
+    mod demo;
+    mod resume;
+}

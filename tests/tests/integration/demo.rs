@@ -1,0 +1,76 @@
+//! The demo project end to end, and its answer checked against serde_json arithmetic.
+
+use tributary_tests::{TempProject, independent_daily, ndjson_files, repo_root, valid_event};
+
+fn demo_project() -> TempProject {
+    let root = repo_root();
+    let config = std::fs::read_to_string(root.join("tributary.toml")).unwrap();
+    let schema = std::fs::read_to_string(root.join("schemas/orders.toml")).unwrap();
+    TempProject::new(&config, &[("orders", &schema)])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_pipeline_end_to_end_matches_independent_answer() {
+    let p = demo_project();
+    let g = tributary::demo::generate(&p.path().join("data/orders"), 6000, 3, 42).unwrap();
+    let s = &p.run().await[0];
+    assert_eq!(s.records_read, g.good + g.bad);
+    assert_eq!(s.dead_lettered, g.bad);
+
+    // Independent: valid lines (serde_json), minus the pipeline's filter (status = created).
+    let files = ndjson_files(&p.path().join("data/orders"));
+    let (daily, bad) = independent_daily(&files);
+    assert_eq!(bad, g.bad);
+    assert_eq!(daily.len(), 7);
+    let mut expected = std::collections::BTreeMap::new();
+    let mut created = 0;
+    for f in &files {
+        for line in std::fs::read_to_string(f).unwrap().lines() {
+            let Some((day, cents)) = valid_event(line) else { continue };
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            if v["status"] == "created" {
+                created += 1;
+                continue;
+            }
+            let e = expected.entry(day).or_insert((0u64, 0i64, 0u64));
+            e.0 += 1;
+            e.1 += cents;
+            e.2 += u64::from(cents >= 10_000);
+        }
+    }
+    assert!(created > 0);
+    assert_eq!(s.records_filtered, created);
+
+    let rows = p
+        .query_csv(
+            "SELECT dt, count(*) AS n, CAST(round(sum(total_amount) * 100) AS BIGINT) AS cents, \
+             sum(CASE WHEN value_band = 'high' THEN 1 ELSE 0 END) AS high FROM orders GROUP BY dt ORDER BY dt",
+        )
+        .await;
+    let got: Vec<String> = rows[1..].to_vec();
+    let want: Vec<String> = expected
+        .iter()
+        .map(|(d, (n, c, h))| format!("{d},{n},{c},{h}"))
+        .collect();
+    assert_eq!(got, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_answer_for_the_demo_data() {
+    let p = demo_project();
+    tributary::demo::generate(&p.path().join("data/orders"), 3000, 2, 42).unwrap();
+    p.run().await;
+    let rows = p
+        .query_csv(
+            "SELECT dt, device, count(*) AS orders, round(sum(total_amount), 2) AS revenue \
+             FROM orders WHERE dt BETWEEN '2024-06-02' AND '2024-06-04' GROUP BY dt, device ORDER BY dt, device",
+        )
+        .await;
+    let golden_path = repo_root().join("tests/golden/demo_daily_device.csv");
+    let got = rows.join("\n") + "\n";
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden_path, &got).unwrap();
+    }
+    let want = std::fs::read_to_string(&golden_path).unwrap();
+    assert_eq!(got, want, "golden file {} differs (UPDATE_GOLDEN=1 rewrites it)", golden_path.display());
+}
