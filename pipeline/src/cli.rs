@@ -14,10 +14,20 @@ use crate::query::{OutputFormat, QueryEngine, write_result};
 use crate::runtime::{RunOptions, RunSummary, run_pipeline};
 
 #[derive(Debug, Parser)]
-#[command(name = "tributary", version, about = "Serverless data pipelines into a Delta Lake, queried with SQL")]
+#[command(
+    name = "tributary",
+    version,
+    about = "Serverless data pipelines into a Delta Lake, queried with SQL"
+)]
 pub struct Cli {
     /// Project config file.
-    #[arg(long, short, global = true, env = "TRIBUTARY_CONFIG", default_value = "tributary.toml")]
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "TRIBUTARY_CONFIG",
+        default_value = "tributary.toml"
+    )]
     pub config: PathBuf,
     /// Override the project's lake location (a folder).
     #[arg(long, global = true, env = "TRIBUTARY_LAKE")]
@@ -118,7 +128,11 @@ pub async fn execute(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
-        Command::Query { sql, format, output } => {
+        Command::Query {
+            sql,
+            format,
+            output,
+        } => {
             let lake = open_lake(&cli).await?;
             let engine = QueryEngine::open(&lake).await?;
             let result = engine.sql(sql).await?;
@@ -151,11 +165,19 @@ pub async fn execute(cli: Cli) -> Result<i32> {
                 .map_err(|e| Error::io(format!("cannot open {}", file.display()), e))?;
             let name = name.clone().unwrap_or_else(|| {
                 file.file_stem()
-                    .map(|s| s.to_string_lossy().split('.').next().unwrap_or("table").replace('-', "_"))
+                    .map(|s| {
+                        s.to_string_lossy()
+                            .split('.')
+                            .next()
+                            .unwrap_or("table")
+                            .replace('-', "_")
+                    })
                     .unwrap_or_else(|| "table".into())
             });
             let inferred = crate::schema::infer::infer(std::io::BufReader::new(f), &name, *sample)
-                .map_err(|e| Error::io(format!("cannot infer a schema from {}", file.display()), e))?;
+                .map_err(|e| {
+                    Error::io(format!("cannot infer a schema from {}", file.display()), e)
+                })?;
             print!("{}", inferred.toml);
             Ok(0)
         }
@@ -220,7 +242,12 @@ pub async fn print_tables(lake: &Lake, out: &mut dyn Write) -> Result<()> {
     let io = |e| Error::io("cannot write output", e);
     let names = lake.tables()?;
     if names.is_empty() {
-        writeln!(out, "no tables in {} yet: run a pipeline (`tributary run`)", lake.root().display()).map_err(io)?;
+        writeln!(
+            out,
+            "no tables in {} yet: run a pipeline (`tributary run`)",
+            lake.root().display()
+        )
+        .map_err(io)?;
         return Ok(());
     }
     writeln!(
@@ -230,7 +257,9 @@ pub async fn print_tables(lake: &Lake, out: &mut dyn Write) -> Result<()> {
     )
     .map_err(io)?;
     for name in names {
-        let Some(table) = lake.load(&name).await? else { continue };
+        let Some(table) = lake.load(&name).await? else {
+            continue;
+        };
         let info = lake::table_info(&name, &table).await?;
         let when = info
             .last_commit_ms
@@ -240,7 +269,13 @@ pub async fn print_tables(lake: &Lake, out: &mut dyn Write) -> Result<()> {
         writeln!(
             out,
             "{:<24} {:>12} {:>7} {:>12} {:>10} {:>8}  {}",
-            info.name, info.rows, info.files, human_bytes(info.bytes), info.partitions, info.version, when
+            info.name,
+            info.rows,
+            info.files,
+            human_bytes(info.bytes),
+            info.partitions,
+            info.version,
+            when
         )
         .map_err(io)?;
     }
@@ -257,11 +292,24 @@ fn human_bytes(b: u64) -> String {
 }
 
 async fn demo(cli: &Cli, records: u64, files: usize) -> Result<()> {
-    let config_dir = cli.config.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let config_dir = cli
+        .config
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let data = config_dir.join("data").join("orders");
-    eprintln!("generating {records} sample order events in {} ...", data.display());
+    eprintln!(
+        "generating {records} sample order events in {} ...",
+        data.display()
+    );
     let g = crate::demo::generate(&data, records, files, 42)?;
-    eprintln!("  {} files, {} good + {} bad lines, {:.1} MB", g.files, g.good, g.bad, g.bytes as f64 / 1e6);
+    eprintln!(
+        "  {} files, {} good + {} bad lines, {:.1} MB",
+        g.files,
+        g.good,
+        g.bad,
+        g.bytes as f64 / 1e6
+    );
     let config = load(cli).await?;
     let summaries = run(cli, &config, &["orders".to_string()]).await?;
     for s in &summaries {
@@ -274,12 +322,23 @@ async fn demo(cli: &Cli, records: u64, files: usize) -> Result<()> {
              FROM orders GROUP BY dt ORDER BY dt";
     println!("\n$ tributary query \"{q}\"");
     let stdout = std::io::stdout();
-    write_result(&engine.sql(q).await?, OutputFormat::Table, &mut stdout.lock())?;
+    write_result(
+        &engine.sql(q).await?,
+        OutputFormat::Table,
+        &mut stdout.lock(),
+    )?;
     if engine.tables().iter().any(|t| t == "orders_dlq") {
         let q = "SELECT error_kind, count(*) AS records FROM orders_dlq GROUP BY error_kind ORDER BY error_kind";
         println!("\n$ tributary query \"{q}\"");
-        write_result(&engine.sql(q).await?, OutputFormat::Table, &mut stdout.lock())?;
+        write_result(
+            &engine.sql(q).await?,
+            OutputFormat::Table,
+            &mut stdout.lock(),
+        )?;
     }
-    println!("\nlake: {}   (try `tributary tables`)", lake.root().display());
+    println!(
+        "\nlake: {}   (try `tributary tables`)",
+        lake.root().display()
+    );
     Ok(())
 }

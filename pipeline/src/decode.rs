@@ -80,7 +80,9 @@ impl NdjsonDecoder {
         let mut oversize = false;
         let mut start = 0;
         while start < data.len() {
-            let end = memchr(b'\n', &data[start..]).map(|i| start + i).unwrap_or(data.len());
+            let end = memchr(b'\n', &data[start..])
+                .map(|i| start + i)
+                .unwrap_or(data.len());
             let mut e = end;
             if e > start && data[e - 1] == b'\r' {
                 e -= 1;
@@ -130,7 +132,16 @@ impl NdjsonDecoder {
                 let mut batches = Vec::new();
                 let mut good = Vec::new();
                 let idx: Vec<usize> = (0..lines.len()).collect();
-                self.bisect(data, &lines, &idx, &mut batches, &mut good, &mut out.bad, chunk, skip_bad_before);
+                self.bisect(
+                    data,
+                    &lines,
+                    &idx,
+                    &mut batches,
+                    &mut good,
+                    &mut out.bad,
+                    chunk,
+                    skip_bad_before,
+                );
                 (batches, good)
             }
         };
@@ -141,7 +152,15 @@ impl NdjsonDecoder {
             Ok(b) => b,
             Err(e) => {
                 for i in good_idx {
-                    self.push_bad(&mut out.bad, data, &lines[i], chunk, skip_bad_before, "wrong_type", e.to_string());
+                    self.push_bad(
+                        &mut out.bad,
+                        data,
+                        &lines[i],
+                        chunk,
+                        skip_bad_before,
+                        "wrong_type",
+                        e.to_string(),
+                    );
                 }
                 return out;
             }
@@ -178,7 +197,15 @@ impl NdjsonDecoder {
                     Ok(b) => b,
                     Err(e) => {
                         for i in good_idx {
-                            self.push_bad(&mut out.bad, data, &lines[i], chunk, skip_bad_before, "wrong_type", e.to_string());
+                            self.push_bad(
+                                &mut out.bad,
+                                data,
+                                &lines[i],
+                                chunk,
+                                skip_bad_before,
+                                "wrong_type",
+                                e.to_string(),
+                            );
                         }
                         return out;
                     }
@@ -186,7 +213,10 @@ impl NdjsonDecoder {
             }
         };
         out.bad.sort_by_key(|b| b.offset);
-        out.good = good_idx.into_iter().map(|i| lines[i].range.clone()).collect();
+        out.good = good_idx
+            .into_iter()
+            .map(|i| lines[i].range.clone())
+            .collect();
         if batch.num_rows() > 0 {
             out.batch = Some(batch);
         }
@@ -265,12 +295,38 @@ impl NdjsonDecoder {
             Err(e) if idx.len() == 1 => {
                 let line = &data[lines[idx[0]].range.clone()];
                 let (kind, reason) = classify(line, e);
-                self.push_bad(bad, data, &lines[idx[0]], chunk, skip_bad_before, kind, reason);
+                self.push_bad(
+                    bad,
+                    data,
+                    &lines[idx[0]],
+                    chunk,
+                    skip_bad_before,
+                    kind,
+                    reason,
+                );
             }
             Err(_) => {
                 let mid = idx.len() / 2;
-                self.bisect(data, lines, &idx[..mid], batches, good, bad, chunk, skip_bad_before);
-                self.bisect(data, lines, &idx[mid..], batches, good, bad, chunk, skip_bad_before);
+                self.bisect(
+                    data,
+                    lines,
+                    &idx[..mid],
+                    batches,
+                    good,
+                    bad,
+                    chunk,
+                    skip_bad_before,
+                );
+                self.bisect(
+                    data,
+                    lines,
+                    &idx[mid..],
+                    batches,
+                    good,
+                    bad,
+                    chunk,
+                    skip_bad_before,
+                );
             }
         }
     }
@@ -344,7 +400,11 @@ mod tests {
     fn decoder() -> NdjsonDecoder {
         let schema = Arc::new(Schema::new(vec![
             Field::new("id", DataType::Utf8, true),
-            Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), true),
+            Field::new(
+                "ts",
+                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+                true,
+            ),
             Field::new("n", DataType::Int64, true),
             Field::new(
                 "items",
@@ -380,7 +440,10 @@ mod tests {
             "",
             r#"{"id":"e","ts":"not-a-time"}"#,
             r#"{"id":"f","ts":"2024-06-03T11:00:00Z","items":{"q":1}}"#,
-            &format!(r#"{{"id":"g","ts":"2024-06-03T10:00:00Z","pad":"{}"}}"#, "x".repeat(300)),
+            &format!(
+                r#"{{"id":"g","ts":"2024-06-03T10:00:00Z","pad":"{}"}}"#,
+                "x".repeat(300)
+            ),
             r#"{"id":"h","ts":"2024-06-03T12:00:00Z","n":8}"#,
         ]
         .join("\n");
@@ -391,9 +454,19 @@ mod tests {
         let kinds: Vec<&str> = d.bad.iter().map(|b| b.kind).collect();
         assert_eq!(
             kinds,
-            ["wrong_type", "invalid_json", "missing_field", "wrong_type", "wrong_type", "too_large"]
+            [
+                "wrong_type",
+                "invalid_json",
+                "missing_field",
+                "wrong_type",
+                "wrong_type",
+                "too_large"
+            ]
         );
-        assert_eq!(d.bad[0].offset, 1000 + text.find(r#"{"id":"b""#).unwrap() as u64);
+        assert_eq!(
+            d.bad[0].offset,
+            1000 + text.find(r#"{"id":"b""#).unwrap() as u64
+        );
         assert!(d.bad[2].reason.contains("`id`"));
         assert_eq!(d.good.len(), 2);
         // Already dead-lettered records are not reported twice.
@@ -405,7 +478,9 @@ mod tests {
     #[test]
     fn clean_chunk_takes_fast_path() {
         let text: String = (0..100)
-            .map(|i| format!("{{\"id\":\"{i}\",\"ts\":\"2024-06-03T10:00:00.123Z\",\"n\":{i}}}\r\n"))
+            .map(|i| {
+                format!("{{\"id\":\"{i}\",\"ts\":\"2024-06-03T10:00:00.123Z\",\"n\":{i}}}\r\n")
+            })
             .collect();
         let d = decoder().decode(&chunk(&text), 0);
         assert_eq!(d.batch.unwrap().num_rows(), 100);

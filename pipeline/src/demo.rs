@@ -21,7 +21,14 @@ const COUNTRIES: &[(&str, &[&str])] = &[
     ("NL", &["Amsterdam"]),
 ];
 const DEVICES: &[&str] = &["ios", "android", "web", "pos"];
-const STATUSES: &[&str] = &["paid", "shipped", "delivered", "created", "cancelled", "refunded"];
+const STATUSES: &[&str] = &[
+    "paid",
+    "shipped",
+    "delivered",
+    "created",
+    "cancelled",
+    "refunded",
+];
 /// 2024-06-01T00:00:00Z in milliseconds.
 const START_MS: i64 = 1_717_200_000_000;
 const DAYS: i64 = 7;
@@ -58,7 +65,8 @@ pub struct Generated {
 
 /// Writes `records` events (plus bad lines, about 1 in 100) into `files` NDJSON files.
 pub fn generate(dir: &Path, records: u64, files: usize, seed: u64) -> Result<Generated> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
     let mut g = Generated {
         files,
         ..Default::default()
@@ -67,7 +75,8 @@ pub fn generate(dir: &Path, records: u64, files: usize, seed: u64) -> Result<Gen
     let mut n = 0u64;
     for fi in 0..files.max(1) {
         let path = dir.join(format!("events-{fi:03}.ndjson"));
-        let f = std::fs::File::create(&path).map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
+        let f = std::fs::File::create(&path)
+            .map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
         let mut w = std::io::BufWriter::new(f);
         let mut rng = Rng(seed ^ (fi as u64).wrapping_mul(0x1000_0000_01B3));
         let mut bad_rng = Rng(!seed ^ fi as u64);
@@ -76,11 +85,15 @@ pub fn generate(dir: &Path, records: u64, files: usize, seed: u64) -> Result<Gen
             let line = event(&mut rng, n, records);
             if bad_rng.below(100) == 0 {
                 let bad = bad_line(&mut bad_rng, &line);
-                w.write_all(bad.as_bytes()).and_then(|_| w.write_all(b"\n")).map_err(|e| Error::io("write", e))?;
+                w.write_all(bad.as_bytes())
+                    .and_then(|_| w.write_all(b"\n"))
+                    .map_err(|e| Error::io("write", e))?;
                 g.bad += 1;
                 g.bytes += bad.len() as u64 + 1;
             }
-            w.write_all(line.as_bytes()).and_then(|_| w.write_all(b"\n")).map_err(|e| Error::io("write", e))?;
+            w.write_all(line.as_bytes())
+                .and_then(|_| w.write_all(b"\n"))
+                .map_err(|e| Error::io("write", e))?;
             g.good += 1;
             g.bytes += line.len() as u64 + 1;
             n += 1;
@@ -93,7 +106,9 @@ pub fn generate(dir: &Path, records: u64, files: usize, seed: u64) -> Result<Gen
 fn event(rng: &mut Rng, n: u64, records: u64) -> String {
     // Event time advances with the record number across DAYS days, with jitter.
     let span = DAYS * 86_400_000;
-    let t = START_MS + ((n as i128 * span as i128) / records.max(1) as i128) as i64 + rng.below(60_000) as i64;
+    let t = START_MS
+        + ((n as i128 * span as i128) / records.max(1) as i128) as i64
+        + rng.below(60_000) as i64;
     let t = t.min(START_MS + span - 1);
     let ts = chrono::DateTime::from_timestamp_millis(t)
         .map(|d| d.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
@@ -119,7 +134,10 @@ fn event(rng: &mut Rng, n: u64, records: u64) -> String {
         "null".to_string()
     } else {
         let city = cities[rng.below(cities.len() as u64) as usize];
-        format!("{{\"city\":\"{city}\",\"zip\":\"{:05}\"}}", rng.below(100_000))
+        format!(
+            "{{\"city\":\"{city}\",\"zip\":\"{:05}\"}}",
+            rng.below(100_000)
+        )
     };
     format!(
         "{{\"event_id\":\"{:016x}-{n:08x}\",\"event_time\":\"{ts}\",\"customer_id\":{},\"country\":\"{cc}\",\"device\":\"{device}\",\"items\":[{}],\"total_amount\":{}.{:02},\"status\":\"{status}\",\"shipping\":{shipping}}}",
@@ -155,7 +173,10 @@ mod tests {
         let fb = std::fs::read(b.path().join("events-001.ndjson")).unwrap();
         assert_eq!(fa, fb);
         let text = String::from_utf8(fa).unwrap();
-        let parsed = text.lines().filter(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()).count();
+        let parsed = text
+            .lines()
+            .filter(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+            .count();
         assert!(parsed >= 1000);
     }
 }

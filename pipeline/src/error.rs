@@ -37,7 +37,9 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A bad record under `on_bad_record = "fail"`.
-    #[error("bad record at {position}: {reason} (on_bad_record = \"fail\" stops the run; use \"dlq\" to dead-letter it)")]
+    #[error(
+        "bad record at {position}: {reason} (on_bad_record = \"fail\" stops the run; use \"dlq\" to dead-letter it)"
+    )]
     BadRecord { position: String, reason: String },
     #[error("{0}")]
     Usage(String),

@@ -9,8 +9,11 @@ fn init_logging(cli: &Cli) {
         1 => "info,tributary=debug",
         _ => "debug,tributary=trace",
     };
-    let filter = EnvFilter::try_from_env("TRIBUTARY_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        EnvFilter::try_from_env("TRIBUTARY_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.with_target(false).init(),
@@ -20,7 +23,9 @@ fn init_logging(cli: &Cli) {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(&cli);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match runtime.block_on(execute(cli)) {
         Ok(code) => std::process::exit(code),
         Err(Error::Config(d)) => {

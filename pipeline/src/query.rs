@@ -103,7 +103,9 @@ impl QueryEngine {
             };
             return Error::Query(format!("table `{short}` not found in the lake: {hint}"));
         }
-        if msg.contains("Statement not supported") || msg.contains("not supported") && msg.contains("DDL") {
+        if msg.contains("Statement not supported")
+            || msg.contains("not supported") && msg.contains("DDL")
+        {
             return Error::Query(format!(
                 "{msg}\n  hint: queries over the lake are read-only (SELECT, WITH, EXPLAIN, SHOW, DESCRIBE)"
             ));
@@ -119,7 +121,12 @@ pub fn write_result(result: &QueryResult, format: OutputFormat, out: &mut dyn Wr
         OutputFormat::Table => {
             let text = arrow::util::pretty::pretty_format_batches(&result.batches)?;
             if result.batches.is_empty() {
-                let names: Vec<&str> = result.schema.fields().iter().map(|f| f.name().as_str()).collect();
+                let names: Vec<&str> = result
+                    .schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect();
                 writeln!(out, "{}", names.join(" | ")).map_err(io)?;
             } else {
                 writeln!(out, "{text}").map_err(io)?;
@@ -127,7 +134,9 @@ pub fn write_result(result: &QueryResult, format: OutputFormat, out: &mut dyn Wr
             writeln!(out, "({} rows)", result.num_rows()).map_err(io)?;
         }
         OutputFormat::Csv => {
-            let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut *out);
+            let mut w = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut *out);
             if result.batches.is_empty() {
                 w.write(&RecordBatch::new_empty(result.schema.clone()))?;
             }
@@ -144,7 +153,8 @@ pub fn write_result(result: &QueryResult, format: OutputFormat, out: &mut dyn Wr
         }
         OutputFormat::Parquet => {
             let mut buf = Vec::new();
-            let mut w = parquet::arrow::ArrowWriter::try_new(&mut buf, result.schema.clone(), None)?;
+            let mut w =
+                parquet::arrow::ArrowWriter::try_new(&mut buf, result.schema.clone(), None)?;
             for b in &result.batches {
                 w.write(b)?;
             }

@@ -76,11 +76,23 @@ impl std::fmt::Display for RunSummary {
         writeln!(f, "  read       {} records", self.records_read)?;
         writeln!(f, "  written    {} records", self.records_written)?;
         if self.records_filtered > 0 {
-            writeln!(f, "  filtered   {} records (by transforms)", self.records_filtered)?;
+            writeln!(
+                f,
+                "  filtered   {} records (by transforms)",
+                self.records_filtered
+            )?;
         }
-        writeln!(f, "  dlq        {} records (dead-lettered)", self.dead_lettered)?;
+        writeln!(
+            f,
+            "  dlq        {} records (dead-lettered)",
+            self.dead_lettered
+        )?;
         if self.dropped > 0 {
-            writeln!(f, "  dropped    {} records (on_bad_record = \"drop\")", self.dropped)?;
+            writeln!(
+                f,
+                "  dropped    {} records (on_bad_record = \"drop\")",
+                self.dropped
+            )?;
         }
         writeln!(
             f,
@@ -141,13 +153,14 @@ impl Stage {
         match result {
             Ok((after_transforms, (batch, bad))) => {
                 out.filtered = good_rows - after_transforms;
-                out.bad.extend(bad.into_iter().map(|(raw, reason)| BadRecord {
-                    partition: chunk.start.partition.clone(),
-                    offset: chunk.start.offset,
-                    raw,
-                    kind: "missing_field",
-                    reason,
-                }));
+                out.bad
+                    .extend(bad.into_iter().map(|(raw, reason)| BadRecord {
+                        partition: chunk.start.partition.clone(),
+                        offset: chunk.start.offset,
+                        raw,
+                        kind: "missing_field",
+                        reason,
+                    }));
                 out.batch = Some(batch);
             }
             Err(e) => {
@@ -217,7 +230,10 @@ impl Stage {
                 w.finish()?;
             }
             for line in buf.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                bad.push((line.to_vec(), "a required field is null after transforms".to_string()));
+                bad.push((
+                    line.to_vec(),
+                    "a required field is null after transforms".to_string(),
+                ));
             }
             batch = filter_record_batch(&batch, &not(&mask)?)?;
         }
@@ -284,7 +300,12 @@ pub async fn run_pipeline(p: &Pipeline, lake: &Lake, opts: &RunOptions) -> Resul
     let mut dlq = match p.on_bad_record {
         BadRecordPolicy::Dlq => {
             let t = lake
-                .open_or_create(&p.dlq_table(), &lake::dlq_schema(), &[], Some("dead-lettered records"))
+                .open_or_create(
+                    &p.dlq_table(),
+                    &lake::dlq_schema(),
+                    &[],
+                    Some("dead-lettered records"),
+                )
                 .await?;
             Some(TableSink::new(&p.dlq_table(), t, &settings)?)
         }
@@ -323,7 +344,11 @@ pub async fn run_pipeline(p: &Pipeline, lake: &Lake, opts: &RunOptions) -> Resul
     }
 
     let stage = Arc::new(Stage {
-        decoder: NdjsonDecoder::new(p.input.clone(), &required_fields(&p.table.record_schema()), p.max_record_bytes),
+        decoder: NdjsonDecoder::new(
+            p.input.clone(),
+            &required_fields(&p.table.record_schema()),
+            p.max_record_bytes,
+        ),
         transforms: p.transforms.clone(),
         table_schema: main.schema().clone(),
         partitions: p
@@ -338,18 +363,20 @@ pub async fn run_pipeline(p: &Pipeline, lake: &Lake, opts: &RunOptions) -> Resul
     let progress = progress_bar(opts.progress, total_bytes);
     let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(p.parallelism * 2);
     let reader = spawn_reader(work, tx, opts.stop.clone());
-    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) })
-        .map(|msg| {
-            let stage = stage.clone();
-            async move {
-                let (chunk, skip) = msg?;
-                tokio::task::spawn_blocking(move || stage.process(chunk, skip))
-                    .await
-                    .map_err(|e| Error::Internal(format!("worker panicked: {e}")))
-            }
-        })
-        .buffered(p.parallelism);
-    futures::pin_mut!(stream);
+    // Boxed (not stack-pinned) so that dropping it closes the channel and frees the reader.
+    let mut stream = Box::pin(
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) })
+            .map(|msg| {
+                let stage = stage.clone();
+                async move {
+                    let (chunk, skip) = msg?;
+                    tokio::task::spawn_blocking(move || stage.process(chunk, skip))
+                        .await
+                        .map_err(|e| Error::Internal(format!("worker panicked: {e}")))
+                }
+            })
+            .buffered(p.parallelism),
+    );
 
     let mut positions: HashMap<String, u64> = HashMap::new();
     let mut dead: Vec<BadRecord> = Vec::new();
@@ -394,7 +421,16 @@ pub async fn run_pipeline(p: &Pipeline, lake: &Lake, opts: &RunOptions) -> Resul
             || dead.len() as u64 >= p.sink.flush_rows
             || last_flush.elapsed() >= p.sink.flush_interval
         {
-            flush(p, &mut main, dlq.as_mut(), &mut positions, &mut dead, &mut dlq_offsets, &mut summary).await?;
+            flush(
+                p,
+                &mut main,
+                dlq.as_mut(),
+                &mut positions,
+                &mut dead,
+                &mut dlq_offsets,
+                &mut summary,
+            )
+            .await?;
             last_flush = Instant::now();
         }
     }
@@ -402,10 +438,28 @@ pub async fn run_pipeline(p: &Pipeline, lake: &Lake, opts: &RunOptions) -> Resul
     drop(stream);
     let _ = reader.join();
     if result.is_ok() {
-        flush(p, &mut main, dlq.as_mut(), &mut positions, &mut dead, &mut dlq_offsets, &mut summary).await?;
+        flush(
+            p,
+            &mut main,
+            dlq.as_mut(),
+            &mut positions,
+            &mut dead,
+            &mut dlq_offsets,
+            &mut summary,
+        )
+        .await?;
     } else if p.on_bad_record == BadRecordPolicy::Fail {
         // What came before the bad record is good: commit it, then report.
-        flush(p, &mut main, dlq.as_mut(), &mut positions, &mut dead, &mut dlq_offsets, &mut summary).await?;
+        flush(
+            p,
+            &mut main,
+            dlq.as_mut(),
+            &mut positions,
+            &mut dead,
+            &mut dlq_offsets,
+            &mut summary,
+        )
+        .await?;
     }
     progress.finish_and_clear();
     result?;

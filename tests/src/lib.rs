@@ -12,7 +12,10 @@ use tributary::runtime::{RunOptions, RunSummary, run_pipeline};
 
 /// The repository root (this crate lives in `tests/`).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// `../shared/bench` beside the repository.
@@ -39,44 +42,9 @@ pub struct TempProject {
 }
 
 /// Schema of the benchmark generator's events (`../shared/bench/gen_events.py`).
-pub const EVENTS_SCHEMA: &str = r#"
-name = "events"
-[[fields]]
-name = "event_id"
-type = "string"
-required = true
-[[fields]]
-name = "event_time"
-type = "timestamp(ms, UTC)"
-required = true
-[[fields]]
-name = "customer_id"
-type = "int64"
-required = true
-[[fields]]
-name = "country"
-type = "string"
-[[fields]]
-name = "device"
-type = "string"
-[[fields]]
-name = "items"
-type = "list<struct<sku: string, qty: int32, price: float64>>"
-[[fields]]
-name = "total_amount"
-type = "float64"
-required = true
-[[fields]]
-name = "status"
-type = "string"
-[[fields]]
-name = "shipping"
-type = "struct<city: string, zip: string>"
-[[partitions]]
-name = "dt"
-from = "event_time"
-transform = "day"
-"#;
+/// Schema of the benchmark generator's events (`../shared/bench/gen_events.py`), shared with
+/// the benchmark project.
+pub const EVENTS_SCHEMA: &str = include_str!("../../bench/schemas/events.toml");
 
 impl TempProject {
     pub fn new(config: &str, schemas: &[(&str, &str)]) -> Self {
@@ -84,7 +52,11 @@ impl TempProject {
         std::fs::write(dir.path().join("tributary.toml"), config).unwrap();
         std::fs::create_dir_all(dir.path().join("schemas")).unwrap();
         for (name, text) in schemas {
-            std::fs::write(dir.path().join("schemas").join(format!("{name}.toml")), text).unwrap();
+            std::fs::write(
+                dir.path().join("schemas").join(format!("{name}.toml")),
+                text,
+            )
+            .unwrap();
         }
         Self { dir }
     }
@@ -121,7 +93,11 @@ impl TempProject {
         let lake = Lake::open(&config.project.lake).unwrap();
         let mut out = Vec::new();
         for p in &config.pipelines {
-            out.push(run_pipeline(p, &lake, &RunOptions::default()).await.unwrap());
+            out.push(
+                run_pipeline(p, &lake, &RunOptions::default())
+                    .await
+                    .unwrap(),
+            );
         }
         out
     }
@@ -135,8 +111,13 @@ impl TempProject {
         let engine = QueryEngine::open(&self.lake()).await.unwrap();
         let result = engine.sql(sql).await.unwrap();
         let mut buf = Vec::new();
-        tributary::query::write_result(&result, tributary::query::OutputFormat::Csv, &mut buf).unwrap();
-        String::from_utf8(buf).unwrap().lines().map(str::to_string).collect()
+        tributary::query::write_result(&result, tributary::query::OutputFormat::Csv, &mut buf)
+            .unwrap();
+        String::from_utf8(buf)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
@@ -148,13 +129,27 @@ impl TempProject {
     pub fn gen_events(&self, records: u64, files: u32, bad_rate: f64, seed: u64) -> Manifest {
         let out = Command::new("python3")
             .arg(shared_bench().join("gen_events.py"))
-            .args(["--records", &records.to_string(), "--files", &files.to_string()])
-            .args(["--bad-rate", &bad_rate.to_string(), "--seed", &seed.to_string()])
+            .args([
+                "--records",
+                &records.to_string(),
+                "--files",
+                &files.to_string(),
+            ])
+            .args([
+                "--bad-rate",
+                &bad_rate.to_string(),
+                "--seed",
+                &seed.to_string(),
+            ])
             .arg("--out")
             .arg(self.data_dir())
             .output()
             .expect("python3 runs ../shared/bench/gen_events.py");
-        assert!(out.status.success(), "gen_events failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "gen_events failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = std::fs::read_to_string(self.data_dir().join("manifest.json")).unwrap();
         Manifest(serde_json::from_str(&text).unwrap())
     }
@@ -210,7 +205,10 @@ pub fn valid_event(line: &str) -> Option<(String, i64)> {
             }
         }
     }
-    let day = ts.with_timezone(&chrono::Utc).format("%Y-%m-%d").to_string();
+    let day = ts
+        .with_timezone(&chrono::Utc)
+        .format("%Y-%m-%d")
+        .to_string();
     Some((day, (amount * 100.0).round() as i64))
 }
 

@@ -81,9 +81,8 @@ impl Config {
     /// Reads and validates a config file. `lake_override` replaces `project.lake`.
     pub async fn load(path: &Path, lake_override: Option<&str>) -> Result<Config, Diagnostics> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            Diagnostic::file_level(path, format!("cannot read config: {e}")).with_hint(
-                "run in a project folder with a tributary.toml, or pass --config FILE",
-            )
+            Diagnostic::file_level(path, format!("cannot read config: {e}"))
+                .with_hint("run in a project folder with a tributary.toml, or pass --config FILE")
         })?;
         Self::parse(path, &text, lake_override).await
     }
@@ -97,7 +96,13 @@ impl Config {
         let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(&file, &e))?;
         let dir = path
             .parent()
-            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
             .unwrap_or(Path::new("."))
             .to_path_buf();
         let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
@@ -117,8 +122,13 @@ impl Config {
         for (name, p) in &raw.pipelines {
             if !is_ident(name.get_ref()) {
                 diags.push(
-                    file.error(name.span(), format!("pipeline name `{}` is not a plain name", name.get_ref()))
-                        .with_hint("use lowercase letters, digits and `_` (it names the dead-letter table)"),
+                    file.error(
+                        name.span(),
+                        format!("pipeline name `{}` is not a plain name", name.get_ref()),
+                    )
+                    .with_hint(
+                        "use lowercase letters, digits and `_` (it names the dead-letter table)",
+                    ),
                 );
                 continue;
             }
@@ -143,19 +153,23 @@ impl Config {
     }
 
     pub fn pipeline(&self, name: &str) -> Result<&Pipeline, String> {
-        self.pipelines.iter().find(|p| p.name == name).ok_or_else(|| {
-            format!(
-                "no pipeline `{name}` in {}: {}",
-                self.path.display(),
-                did_you_mean(name, self.pipelines.iter().map(|p| p.name.as_str()))
-            )
-        })
+        self.pipelines
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| {
+                format!(
+                    "no pipeline `{name}` in {}: {}",
+                    self.path.display(),
+                    did_you_mean(name, self.pipelines.iter().map(|p| p.name.as_str()))
+                )
+            })
     }
 }
 
 fn is_ident(s: &str) -> bool {
     !s.is_empty()
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         && !s.starts_with(|c: char| c.is_ascii_digit())
 }
 
@@ -174,7 +188,11 @@ fn resolve_lake(dir: &Path, lake: &str) -> Result<String, (String, String)> {
         };
     }
     let p = Path::new(lake);
-    let p = if p.is_absolute() { p.to_path_buf() } else { dir.join(p) };
+    let p = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        dir.join(p)
+    };
     Ok(p.display().to_string())
 }
 
@@ -182,7 +200,9 @@ fn resolve_lake(dir: &Path, lake: &str) -> Result<String, (String, String)> {
 fn span_of_name(file: &SourceFile, s: &Spanned<String>, name: Option<&str>) -> Range<usize> {
     let span = s.span();
     let Some(name) = name else { return span };
-    let quote = if file.text[span.start..].starts_with("\"\"\"") || file.text[span.start..].starts_with("'''") {
+    let quote = if file.text[span.start..].starts_with("\"\"\"")
+        || file.text[span.start..].starts_with("'''")
+    {
         3
     } else {
         1
@@ -227,7 +247,10 @@ async fn validate_pipeline(
         Some(s) => match TableSchema::load(schemas_dir, s.get_ref()) {
             Ok(t) => Some(t),
             Err(d) => {
-                diags.push(file.error(s.span(), format!("cannot load input schema `{}`", s.get_ref())));
+                diags.push(file.error(
+                    s.span(),
+                    format!("cannot load input schema `{}`", s.get_ref()),
+                ));
                 diags.0.extend(d.0);
                 None
             }
@@ -240,8 +263,11 @@ async fn validate_pipeline(
         "fail" => BadRecordPolicy::Fail,
         other => {
             diags.push(
-                file.error(p.on_bad_record.span(), format!("unknown on_bad_record policy `{other}`"))
-                    .with_hint("use \"dlq\" (dead-letter table, the default), \"drop\" or \"fail\""),
+                file.error(
+                    p.on_bad_record.span(),
+                    format!("unknown on_bad_record policy `{other}`"),
+                )
+                .with_hint("use \"dlq\" (dead-letter table, the default), \"drop\" or \"fail\""),
             );
             BadRecordPolicy::Dlq
         }
@@ -254,10 +280,16 @@ async fn validate_pipeline(
         }
     };
     if *p.batch_size.get_ref() == 0 || *p.batch_size.get_ref() > 1 << 20 {
-        diags.push(file.error(p.batch_size.span(), "batch_size must be between 1 and 1048576"));
+        diags.push(file.error(
+            p.batch_size.span(),
+            "batch_size must be between 1 and 1048576",
+        ));
     }
     if *p.max_record_bytes.get_ref() == 0 {
-        diags.push(file.error(p.max_record_bytes.span(), "max_record_bytes must be positive"));
+        diags.push(file.error(
+            p.max_record_bytes.span(),
+            "max_record_bytes must be positive",
+        ));
     }
 
     // Transforms, built in order against the schema the previous one produces.
@@ -265,7 +297,11 @@ async fn validate_pipeline(
     let input: Option<SchemaRef> = input_table.as_ref().map(|t| {
         // Decode with every top-level field nullable: missing required fields are detected
         // after decoding and dead-lettered per record instead of failing the batch.
-        let fields: Vec<Field> = t.fields.iter().map(|f| f.clone().with_nullable(true)).collect();
+        let fields: Vec<Field> = t
+            .fields
+            .iter()
+            .map(|f| f.clone().with_nullable(true))
+            .collect();
         Arc::new(Schema::new(fields))
     });
     let mut current = input.clone();
@@ -279,7 +315,9 @@ async fn validate_pipeline(
                 continue;
             }
         };
-        let Some(schema) = current.clone() else { continue };
+        let Some(schema) = current.clone() else {
+            continue;
+        };
         match transform::build(&spec, schema.clone(), label.clone()).await {
             Ok(built) => {
                 current = built.output_schema(&schema).ok();
@@ -294,20 +332,42 @@ async fn validate_pipeline(
 
     // The last transform's output must fit the table.
     if let (Some(table), Some(out)) = (&table, &current) {
-        let at = p.transforms.last().map(|t| t.span()).unwrap_or_else(|| p.table.span());
+        let at = p
+            .transforms
+            .last()
+            .map(|t| t.span())
+            .unwrap_or_else(|| p.table.span());
         for f in out.fields() {
             match table.fields.iter().find(|t| t.name() == f.name()) {
                 None => diags.push(
-                    file.error(at.clone(), format!("column `{}` is produced for table `{}`, which has no such field", f.name(), table.name))
-                        .with_hint(format!("add `{}` to {} or drop it with a `select` transform", f.name(), table.file.path.display())),
+                    file.error(
+                        at.clone(),
+                        format!(
+                            "column `{}` is produced for table `{}`, which has no such field",
+                            f.name(),
+                            table.name
+                        ),
+                    )
+                    .with_hint(format!(
+                        "add `{}` to {} or drop it with a `select` transform",
+                        f.name(),
+                        table.file.path.display()
+                    )),
                 ),
-                Some(t) if !arrow::compute::can_cast_types(f.data_type(), t.data_type()) => diags.push(
-                    file.error(at.clone(), format!(
-                        "column `{}` is {} but table `{}` declares {}",
-                        f.name(), types::format_type(f.data_type()), table.name, types::format_type(t.data_type())
-                    ))
-                    .with_hint("add a `cast` transform or change the schema"),
-                ),
+                Some(t) if !arrow::compute::can_cast_types(f.data_type(), t.data_type()) => diags
+                    .push(
+                        file.error(
+                            at.clone(),
+                            format!(
+                                "column `{}` is {} but table `{}` declares {}",
+                                f.name(),
+                                types::format_type(f.data_type()),
+                                table.name,
+                                types::format_type(t.data_type())
+                            ),
+                        )
+                        .with_hint("add a `cast` transform or change the schema"),
+                    ),
                 Some(_) => {}
             }
         }
@@ -324,11 +384,16 @@ async fn validate_pipeline(
     if !diags.is_empty() {
         return Err(diags);
     }
-    let (Some(table), Some(input), Some(source), Some(output)) = (table, input, source, current) else {
-        return Err(Diagnostics(vec![file.error(sp.span(), format!("pipeline `{name}` is invalid"))]));
+    let (Some(table), Some(input), Some(source), Some(output)) = (table, input, source, current)
+    else {
+        return Err(Diagnostics(vec![
+            file.error(sp.span(), format!("pipeline `{name}` is invalid")),
+        ]));
     };
     let parallelism = if p.parallelism == 0 {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
     } else {
         p.parallelism
     };
@@ -357,7 +422,11 @@ fn list_schemas(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok())
-                .filter_map(|e| e.path().file_stem().map(|s| s.to_string_lossy().to_string()))
+                .filter_map(|e| {
+                    e.path()
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().to_string())
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -376,7 +445,9 @@ fn validate_source(
             let Some(path) = &src.path else {
                 return Err(file
                     .error(s.span(), "a file source needs `path`")
-                    .with_hint("e.g. source = { type = \"file\", path = \"data/orders/*.ndjson\" }"));
+                    .with_hint(
+                        "e.g. source = { type = \"file\", path = \"data/orders/*.ndjson\" }",
+                    ));
             };
             Ok(SourceKind::File(FileSourceConfig {
                 path: path.get_ref().clone(),
@@ -384,7 +455,13 @@ fn validate_source(
             }))
         }
         "kinesis" | "s3" => Err(file
-            .error(src.kind.span(), format!("source type `{}` is not available in this build yet", src.kind.get_ref()))
+            .error(
+                src.kind.span(),
+                format!(
+                    "source type `{}` is not available in this build yet",
+                    src.kind.get_ref()
+                ),
+            )
             .with_hint("use type = \"file\"")),
         other => Err(file
             .error(src.kind.span(), format!("unknown source type `{other}`"))
@@ -402,7 +479,10 @@ const TRANSFORM_KEYS: &[(&str, &[&str])] = &[
     ("hash", &["columns", "salt"]),
 ];
 
-fn transform_spec(file: &SourceFile, st: &Spanned<RawTransform>) -> Result<TransformSpec, Diagnostic> {
+fn transform_spec(
+    file: &SourceFile,
+    st: &Spanned<RawTransform>,
+) -> Result<TransformSpec, Diagnostic> {
     let t = st.get_ref();
     let kind = t.kind.get_ref().as_str();
     let Some((_, allowed)) = TRANSFORM_KEYS.iter().find(|(k, _)| *k == kind) else {
@@ -423,7 +503,10 @@ fn transform_spec(file: &SourceFile, st: &Spanned<RawTransform>) -> Result<Trans
             && !allowed.contains(key)
         {
             return Err(file
-                .error(span.clone(), format!("`{key}` is not a setting of a `{kind}` transform"))
+                .error(
+                    span.clone(),
+                    format!("`{key}` is not a setting of a `{kind}` transform"),
+                )
                 .with_hint(format!("`{kind}` takes: {}", allowed.join(", "))));
         }
     }
@@ -434,20 +517,28 @@ fn transform_spec(file: &SourceFile, st: &Spanned<RawTransform>) -> Result<Trans
     let s = |v: &Option<Spanned<String>>| v.as_ref().map(|v| v.get_ref().clone());
     Ok(match kind {
         "sql" => TransformSpec::Sql {
-            query: s(&t.query).ok_or_else(|| missing("query", "query = \"SELECT *, lower(email) AS email_lc FROM input\""))?,
+            query: s(&t.query).ok_or_else(|| {
+                missing(
+                    "query",
+                    "query = \"SELECT *, lower(email) AS email_lc FROM input\"",
+                )
+            })?,
         },
         "filter" => TransformSpec::Filter {
-            predicate: s(&t.predicate).ok_or_else(|| missing("predicate", "predicate = \"status <> 'created'\""))?,
+            predicate: s(&t.predicate)
+                .ok_or_else(|| missing("predicate", "predicate = \"status <> 'created'\""))?,
         },
         "derive" => TransformSpec::Derive {
             column: s(&t.column).ok_or_else(|| missing("column", "column = \"value_band\""))?,
             expr: s(&t.expr).ok_or_else(|| missing("expr", "expr = \"total_amount * 100\""))?,
         },
         "select" => TransformSpec::Select {
-            columns: name_list(file, t.columns.as_ref()).map_err(|_| missing("columns", "columns = [\"event_id\", \"status\"]"))?,
+            columns: name_list(file, t.columns.as_ref())
+                .map_err(|_| missing("columns", "columns = [\"event_id\", \"status\"]"))?,
         },
         "hash" => {
-            let columns = name_list(file, t.columns.as_ref()).map_err(|_| missing("columns", "columns = [\"email\"]"))?;
+            let columns = name_list(file, t.columns.as_ref())
+                .map_err(|_| missing("columns", "columns = [\"email\"]"))?;
             let salt = match &t.salt {
                 None => return Err(missing("salt", "salt = \"${env:PII_SALT}\"")),
                 Some(v) => resolve_secret(file, v)?,
@@ -455,15 +546,20 @@ fn transform_spec(file: &SourceFile, st: &Spanned<RawTransform>) -> Result<Trans
             TransformSpec::Hash { columns, salt }
         }
         "rename" => {
-            let pairs = name_table(file, t.columns.as_ref()).map_err(|_| missing("columns", "columns = { old_name = \"new_name\" }"))?;
+            let pairs = name_table(file, t.columns.as_ref())
+                .map_err(|_| missing("columns", "columns = { old_name = \"new_name\" }"))?;
             TransformSpec::Rename { mapping: pairs }
         }
         "cast" => {
-            let pairs = name_table(file, t.columns.as_ref()).map_err(|_| missing("columns", "columns = { customer_id = \"string\" }"))?;
+            let pairs = name_table(file, t.columns.as_ref())
+                .map_err(|_| missing("columns", "columns = { customer_id = \"string\" }"))?;
             let mut columns = Vec::new();
             for (c, ty) in pairs {
                 let parsed = types::parse_type(&ty).map_err(|e| {
-                    file.error(t.columns.as_ref().map(|v| v.span()).unwrap_or(st.span()), format!("column `{c}`: {}", e.message))
+                    file.error(
+                        t.columns.as_ref().map(|v| v.span()).unwrap_or(st.span()),
+                        format!("column `{c}`: {}", e.message),
+                    )
                 })?;
                 columns.push((c, parsed));
             }
@@ -473,18 +569,31 @@ fn transform_spec(file: &SourceFile, st: &Spanned<RawTransform>) -> Result<Trans
     })
 }
 
-fn name_list(file: &SourceFile, v: Option<&Spanned<toml::Value>>) -> Result<Vec<String>, Diagnostic> {
+fn name_list(
+    file: &SourceFile,
+    v: Option<&Spanned<toml::Value>>,
+) -> Result<Vec<String>, Diagnostic> {
     let v = v.ok_or_else(|| file.error(0..0, "missing"))?;
     match v.get_ref() {
         toml::Value::Array(items) if !items.is_empty() => items
             .iter()
-            .map(|i| i.as_str().map(str::to_string).ok_or_else(|| file.error(v.span(), "`columns` must be a list of column names")))
+            .map(|i| {
+                i.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| file.error(v.span(), "`columns` must be a list of column names"))
+            })
             .collect(),
-        _ => Err(file.error(v.span(), "`columns` must be a non-empty list of column names")),
+        _ => Err(file.error(
+            v.span(),
+            "`columns` must be a non-empty list of column names",
+        )),
     }
 }
 
-fn name_table(file: &SourceFile, v: Option<&Spanned<toml::Value>>) -> Result<Vec<(String, String)>, Diagnostic> {
+fn name_table(
+    file: &SourceFile,
+    v: Option<&Spanned<toml::Value>>,
+) -> Result<Vec<(String, String)>, Diagnostic> {
     let v = v.ok_or_else(|| file.error(0..0, "missing"))?;
     match v.get_ref() {
         toml::Value::Table(t) if !t.is_empty() => t
@@ -495,7 +604,10 @@ fn name_table(file: &SourceFile, v: Option<&Spanned<toml::Value>>) -> Result<Vec
                     .ok_or_else(|| file.error(v.span(), format!("`{k}` must map to a string")))
             })
             .collect(),
-        _ => Err(file.error(v.span(), "`columns` must be a table like { name = \"value\" }")),
+        _ => Err(file.error(
+            v.span(),
+            "`columns` must be a table like { name = \"value\" }",
+        )),
     }
 }
 
@@ -504,23 +616,39 @@ fn resolve_secret(file: &SourceFile, v: &Spanned<String>) -> Result<String, Diag
     let s = v.get_ref();
     if let Some(name) = s.strip_prefix("${env:").and_then(|r| r.strip_suffix('}')) {
         return std::env::var(name).map_err(|_| {
-            file.error(v.span(), format!("environment variable `{name}` is not set"))
-                .with_hint(format!("export {name}=... before running"))
+            file.error(
+                v.span(),
+                format!("environment variable `{name}` is not set"),
+            )
+            .with_hint(format!("export {name}=... before running"))
         });
     }
-    tracing::warn!("a secret is written inline in {}; prefer \"${{env:NAME}}\"", file.path.display());
+    tracing::warn!(
+        "a secret is written inline in {}; prefer \"${{env:NAME}}\"",
+        file.path.display()
+    );
     Ok(s.clone())
 }
 
-fn build_error_diag(file: &SourceFile, t: &Spanned<RawTransform>, label: &str, e: BuildError) -> Diagnostic {
+fn build_error_diag(
+    file: &SourceFile,
+    t: &Spanned<RawTransform>,
+    label: &str,
+    e: BuildError,
+) -> Diagnostic {
     let raw = t.get_ref();
     // Point at the string the error is about, at the offending name where we can find it.
-    let target = raw.predicate.as_ref().or(raw.expr.as_ref()).or(raw.query.as_ref());
+    let target = raw
+        .predicate
+        .as_ref()
+        .or(raw.expr.as_ref())
+        .or(raw.query.as_ref());
     let span = match target {
         Some(s) => span_of_name(file, s, e.name.as_deref()),
         None => raw.columns.as_ref().map(|c| c.span()).unwrap_or(t.span()),
     };
-    file.error(span, format!("transform {label}: {}", e.message)).with_hint_opt(e.hint)
+    file.error(span, format!("transform {label}: {}", e.message))
+        .with_hint_opt(e.hint)
 }
 
 #[cfg(test)]

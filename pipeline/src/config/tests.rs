@@ -47,19 +47,34 @@ async fn a_valid_config_passes() {
 #[tokio::test]
 async fn unknown_keys_and_wrong_types_have_line_and_column() {
     let e = check(&format!("{BASE}batch_sise = 10\n")).await;
-    assert!(e.contains("tributary.toml:4:1") && e.contains("unknown field `batch_sise`"), "{e}");
+    assert!(
+        e.contains("tributary.toml:4:1") && e.contains("unknown field `batch_sise`"),
+        "{e}"
+    );
     let e = check(&format!("{BASE}batch_size = \"ten\"\n")).await;
-    assert!(e.contains("tributary.toml:4:14") && e.contains("invalid type"), "{e}");
+    assert!(
+        e.contains("tributary.toml:4:14") && e.contains("invalid type"),
+        "{e}"
+    );
     let e = check(&format!("{BASE}on_bad_record = \"retry\"\n")).await;
-    assert!(e.contains("tributary.toml:4:17") && e.contains("hint: use \"dlq\""), "{e}");
+    assert!(
+        e.contains("tributary.toml:4:17") && e.contains("hint: use \"dlq\""),
+        "{e}"
+    );
 }
 
 #[tokio::test]
 async fn unknown_table_and_source_are_named() {
     let e = check(&BASE.replace("table = \"orders\"", "table = \"ordrs\"")).await;
-    assert!(e.contains("tributary.toml:2:9") && e.contains("did you mean `orders`"), "{e}");
+    assert!(
+        e.contains("tributary.toml:2:9") && e.contains("did you mean `orders`"),
+        "{e}"
+    );
     let e = check(&BASE.replace("type = \"file\"", "type = \"fiel\"")).await;
-    assert!(e.contains("tributary.toml:3:19") && e.contains("did you mean `file`"), "{e}");
+    assert!(
+        e.contains("tributary.toml:3:19") && e.contains("did you mean `file`"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -69,7 +84,10 @@ async fn unknown_column_in_a_predicate_points_at_the_name() {
     );
     let e = check(&cfg).await;
     assert!(e.contains("tributary.toml:6:14"), "{e}");
-    assert!(e.contains("unknown column `stauts`") && e.contains("did you mean `status`"), "{e}");
+    assert!(
+        e.contains("unknown column `stauts`") && e.contains("did you mean `status`"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -78,9 +96,14 @@ async fn output_that_does_not_fit_the_table_is_refused() {
         "{BASE}[[pipelines.orders.transforms]]\ntype = \"derive\"\ncolumn = \"extra\"\nexpr = \"1\"\n"
     );
     let e = check(&cfg).await;
-    assert!(e.contains("column `extra`") && e.contains("has no such field"), "{e}");
+    assert!(
+        e.contains("column `extra`") && e.contains("has no such field"),
+        "{e}"
+    );
     assert!(e.contains("tributary.toml:4:1"), "{e}");
-    let cfg = format!("{BASE}[[pipelines.orders.transforms]]\ntype = \"select\"\ncolumns = [\"status\"]\n");
+    let cfg = format!(
+        "{BASE}[[pipelines.orders.transforms]]\ntype = \"select\"\ncolumns = [\"status\"]\n"
+    );
     let e = check(&cfg).await;
     assert!(e.contains("required field `event_id`"), "{e}");
 }
@@ -89,7 +112,10 @@ async fn output_that_does_not_fit_the_table_is_refused() {
 async fn transform_settings_are_checked_per_type() {
     let cfg = format!("{BASE}[[pipelines.orders.transforms]]\ntype = \"filter\"\nexpr = \"x\"\n");
     let e = check(&cfg).await;
-    assert!(e.contains("tributary.toml:6:8") && e.contains("`expr` is not a setting of a `filter`"), "{e}");
+    assert!(
+        e.contains("tributary.toml:6:8") && e.contains("`expr` is not a setting of a `filter`"),
+        "{e}"
+    );
     let cfg = format!("{BASE}[[pipelines.orders.transforms]]\ntype = \"flter\"\n");
     let e = check(&cfg).await;
     assert!(e.contains("did you mean `filter`"), "{e}");

@@ -95,7 +95,9 @@ impl Lake {
             return Ok(t);
         }
         let kernel: StructType = schema.as_ref().try_into_kernel().map_err(|e| {
-            Error::Internal(format!("table `{name}`: schema has no Delta equivalent: {e}"))
+            Error::Internal(format!(
+                "table `{name}`: schema has no Delta equivalent: {e}"
+            ))
         })?;
         // Built, not loaded: there is no log yet to load.
         let table = deltalake::DeltaTableBuilder::from_url(self.table_url(name)?)?.build()?;

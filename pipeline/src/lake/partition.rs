@@ -21,7 +21,10 @@ fn derive(spec: &PartitionSpec, src: &ArrayRef) -> Result<ArrayRef> {
         .transform
         .format()
         .ok_or_else(|| Error::Internal("identity partitions are not derived".into()))?;
-    let us = cast(src, &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())))?;
+    let us = cast(
+        src,
+        &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+    )?;
     let us = us.as_primitive::<TimestampMicrosecondType>();
     let mut out = StringBuilder::with_capacity(us.len(), us.len() * 10);
     for v in us.iter() {
@@ -58,7 +61,11 @@ mod tests {
     #[test]
     fn day_and_hour_from_event_time() {
         let schema = Arc::new(Schema::new(vec![
-            Field::new("t", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+            Field::new(
+                "t",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
             Field::new("dt", DataType::Utf8, true),
             Field::new("hr", DataType::Utf8, true),
         ]));
@@ -75,8 +82,16 @@ mod tests {
         )
         .unwrap();
         let specs = [
-            PartitionSpec { name: "dt".into(), from: "t".into(), transform: PartitionTransform::Day },
-            PartitionSpec { name: "hr".into(), from: "t".into(), transform: PartitionTransform::Hour },
+            PartitionSpec {
+                name: "dt".into(),
+                from: "t".into(),
+                transform: PartitionTransform::Day,
+            },
+            PartitionSpec {
+                name: "hr".into(),
+                from: "t".into(),
+                transform: PartitionTransform::Hour,
+            },
         ];
         let out = add_partition_columns(b, &specs).unwrap();
         assert_eq!(out.column(1).as_string::<i32>().value(0), "2024-06-03");

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
+use deltalake::DeltaTable;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Transaction};
 use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
-use deltalake::DeltaTable;
 
 use crate::decode::BadRecord;
 use crate::error::{Error, Result};
@@ -150,12 +150,19 @@ pub fn dlq_batch(pipeline: &str, bad: &[BadRecord], schema: &SchemaRef) -> Resul
     let n = bad.len();
     let cols: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from(vec![pipeline; n])),
-        Arc::new(StringArray::from_iter_values(bad.iter().map(|b| b.partition.as_str()))),
-        Arc::new(Int64Array::from_iter_values(bad.iter().map(|b| b.offset as i64))),
-        Arc::new(StringArray::from_iter_values(bad.iter().map(|b| b.kind))),
-        Arc::new(StringArray::from_iter_values(bad.iter().map(|b| b.reason.as_str()))),
         Arc::new(StringArray::from_iter_values(
-            bad.iter().map(|b| String::from_utf8_lossy(&b.raw).into_owned()),
+            bad.iter().map(|b| b.partition.as_str()),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            bad.iter().map(|b| b.offset as i64),
+        )),
+        Arc::new(StringArray::from_iter_values(bad.iter().map(|b| b.kind))),
+        Arc::new(StringArray::from_iter_values(
+            bad.iter().map(|b| b.reason.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            bad.iter()
+                .map(|b| String::from_utf8_lossy(&b.raw).into_owned()),
         )),
         Arc::new(TimestampMicrosecondArray::from(vec![now; n]).with_timezone("UTC")),
     ];

@@ -102,7 +102,13 @@ fn to_arrow(k: &Kind, seen: usize) -> DataType {
         Kind::Struct(fields) => DataType::Struct(Fields::from(
             fields
                 .iter()
-                .map(|(n, s)| Field::new(n, to_arrow(&s.kind, s.present), seen == 0 || s.present < seen))
+                .map(|(n, s)| {
+                    Field::new(
+                        n,
+                        to_arrow(&s.kind, s.present),
+                        seen == 0 || s.present < seen,
+                    )
+                })
                 .collect::<Vec<_>>(),
         )),
     }
@@ -141,7 +147,11 @@ pub fn infer(reader: impl BufRead, name: &str, max_records: usize) -> std::io::R
     };
     let mut out = format!(
         "# Inferred by `tributary schema infer` from {records} records{}.\n# Review types and `required` before use.\nname = \"{name}\"\n",
-        if skipped > 0 { format!(" ({skipped} lines were not JSON objects and were skipped)") } else { String::new() }
+        if skipped > 0 {
+            format!(" ({skipped} lines were not JSON objects and were skipped)")
+        } else {
+            String::new()
+        }
     );
     let mut first_ts = None;
     for (fname, slot) in &fields {
@@ -164,7 +174,11 @@ pub fn infer(reader: impl BufRead, name: &str, max_records: usize) -> std::io::R
             toml_string(&ts)
         ));
     }
-    Ok(Inferred { toml: out, records, skipped })
+    Ok(Inferred {
+        toml: out,
+        records,
+        skipped,
+    })
 }
 
 fn toml_string(s: &str) -> String {

@@ -140,8 +140,17 @@ impl TableSchema {
             && n.get_ref() != table
         {
             diags.push(
-                file.error(n.span(), format!("schema names table `{}`, but the file is for `{table}`", n.get_ref()))
-                    .with_hint(format!("rename the file to {}.toml or set name = \"{table}\"", n.get_ref())),
+                file.error(
+                    n.span(),
+                    format!(
+                        "schema names table `{}`, but the file is for `{table}`",
+                        n.get_ref()
+                    ),
+                )
+                .with_hint(format!(
+                    "rename the file to {}.toml or set name = \"{table}\"",
+                    n.get_ref()
+                )),
             );
         }
         let mut fields: Vec<Field> = Vec::new();
@@ -179,34 +188,83 @@ impl TableSchema {
             let p = p.get_ref();
             let Some(transform) = PartitionTransform::parse(p.transform.get_ref()) else {
                 diags.push(
-                    file.error(p.transform.span(), format!("unknown partition transform `{}`", p.transform.get_ref()))
-                        .with_hint("use one of: identity, year, month, day, hour"),
+                    file.error(
+                        p.transform.span(),
+                        format!("unknown partition transform `{}`", p.transform.get_ref()),
+                    )
+                    .with_hint("use one of: identity, year, month, day, hour"),
                 );
                 continue;
             };
-            let from = p.from.as_ref().map(|f| f.get_ref().clone()).unwrap_or_else(|| p.name.get_ref().clone());
-            let from_span = p.from.as_ref().map(|f| f.span()).unwrap_or_else(|| p.name.span());
+            let from = p
+                .from
+                .as_ref()
+                .map(|f| f.get_ref().clone())
+                .unwrap_or_else(|| p.name.get_ref().clone());
+            let from_span = p
+                .from
+                .as_ref()
+                .map(|f| f.span())
+                .unwrap_or_else(|| p.name.span());
             let Some(src) = fields.iter().find(|f| f.name() == &from) else {
                 diags.push(
-                    file.error(from_span, format!("partition `{}` derives from unknown field `{from}`", p.name.get_ref()))
-                        .with_hint(did_you_mean(&from, fields.iter().map(|f| f.name().as_str()))),
+                    file.error(
+                        from_span,
+                        format!(
+                            "partition `{}` derives from unknown field `{from}`",
+                            p.name.get_ref()
+                        ),
+                    )
+                    .with_hint(did_you_mean(
+                        &from,
+                        fields.iter().map(|f| f.name().as_str()),
+                    )),
                 );
                 continue;
             };
             if transform == PartitionTransform::Identity {
                 if p.name.get_ref() != &from {
-                    diags.push(file.error(p.name.span(), "an identity partition must be named like its field")
-                        .with_hint(format!("set name = \"{from}\" or choose a time transform")));
+                    diags.push(
+                        file.error(
+                            p.name.span(),
+                            "an identity partition must be named like its field",
+                        )
+                        .with_hint(format!("set name = \"{from}\" or choose a time transform")),
+                    );
                     continue;
                 }
-                if !matches!(src.data_type(), DataType::Utf8 | DataType::Int32 | DataType::Int64 | DataType::Date32 | DataType::Boolean | DataType::Int16 | DataType::Int8) {
-                    diags.push(file.error(from_span, format!("cannot partition by `{from}` of type {}", types::format_type(src.data_type())))
-                        .with_hint("partition by a string, integer, bool or date field"));
+                if !matches!(
+                    src.data_type(),
+                    DataType::Utf8
+                        | DataType::Int32
+                        | DataType::Int64
+                        | DataType::Date32
+                        | DataType::Boolean
+                        | DataType::Int16
+                        | DataType::Int8
+                ) {
+                    diags.push(
+                        file.error(
+                            from_span,
+                            format!(
+                                "cannot partition by `{from}` of type {}",
+                                types::format_type(src.data_type())
+                            ),
+                        )
+                        .with_hint("partition by a string, integer, bool or date field"),
+                    );
                     continue;
                 }
             } else {
                 if !matches!(src.data_type(), DataType::Timestamp(..) | DataType::Date32) {
-                    diags.push(file.error(from_span, format!("`{}` partitions need a timestamp field; `{from}` is {}", p.transform.get_ref(), types::format_type(src.data_type()))));
+                    diags.push(file.error(
+                        from_span,
+                        format!(
+                            "`{}` partitions need a timestamp field; `{from}` is {}",
+                            p.transform.get_ref(),
+                            types::format_type(src.data_type())
+                        ),
+                    ));
                     continue;
                 }
                 if fields.iter().any(|f| f.name() == p.name.get_ref()) {
@@ -215,7 +273,11 @@ impl TableSchema {
                     continue;
                 }
             }
-            partitions.push(PartitionSpec { name: p.name.get_ref().clone(), from, transform });
+            partitions.push(PartitionSpec {
+                name: p.name.get_ref().clone(),
+                from,
+                transform,
+            });
         }
         if !diags.is_empty() {
             return Err(diags);
@@ -270,11 +332,17 @@ impl TableSchema {
 /// The Delta Lake representation of an Arrow type (timestamps in microseconds, UTC).
 pub fn delta_type(t: &DataType) -> DataType {
     match t {
-        DataType::Timestamp(_, Some(_)) => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        DataType::Timestamp(_, Some(_)) => {
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+        }
         DataType::Timestamp(_, None) => DataType::Timestamp(TimeUnit::Microsecond, None),
-        DataType::List(f) => DataType::List(Arc::new(f.as_ref().clone().with_data_type(delta_type(f.data_type())))),
+        DataType::List(f) => DataType::List(Arc::new(
+            f.as_ref().clone().with_data_type(delta_type(f.data_type())),
+        )),
         DataType::Struct(fs) => DataType::Struct(
-            fs.iter().map(|f| f.as_ref().clone().with_data_type(delta_type(f.data_type()))).collect(),
+            fs.iter()
+                .map(|f| f.as_ref().clone().with_data_type(delta_type(f.data_type())))
+                .collect(),
         ),
         DataType::UInt8 => DataType::Int16,
         DataType::UInt16 => DataType::Int32,
@@ -344,10 +412,20 @@ transform = "day"
         let s = e.to_string();
         assert!(s.contains("orders.toml:13:14"), "{s}");
         let bad = ORDERS.replace("from = \"event_time\"", "from = \"event_tme\"");
-        let s = TableSchema::parse(Path::new("o.toml"), &bad, "orders").unwrap_err().to_string();
+        let s = TableSchema::parse(Path::new("o.toml"), &bad, "orders")
+            .unwrap_err()
+            .to_string();
         assert!(s.contains("did you mean `event_time`"), "{s}");
-        let bad = ORDERS.replace("required = true\n[[fields]]\nname = \"event_time\"", "requird = true\n[[fields]]\nname = \"event_time\"");
-        let s = TableSchema::parse(Path::new("o.toml"), &bad, "orders").unwrap_err().to_string();
-        assert!(s.contains("o.toml:6:1") && s.contains("unknown field"), "{s}");
+        let bad = ORDERS.replace(
+            "required = true\n[[fields]]\nname = \"event_time\"",
+            "requird = true\n[[fields]]\nname = \"event_time\"",
+        );
+        let s = TableSchema::parse(Path::new("o.toml"), &bad, "orders")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            s.contains("o.toml:6:1") && s.contains("unknown field"),
+            "{s}"
+        );
     }
 }

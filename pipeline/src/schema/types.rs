@@ -14,8 +14,25 @@ pub struct TypeError {
 }
 
 const NAMES: &[&str] = &[
-    "string", "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-    "float32", "float64", "date", "timestamp", "decimal", "binary", "list", "struct", "map",
+    "string",
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float32",
+    "float64",
+    "date",
+    "timestamp",
+    "decimal",
+    "binary",
+    "list",
+    "struct",
+    "map",
 ];
 
 pub fn parse_type(s: &str) -> Result<DataType, TypeError> {
@@ -106,7 +123,10 @@ impl Parser<'_> {
             "binary" => DataType::Binary,
             "timestamp" => {
                 if !self.eat('(') {
-                    return Ok(DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())));
+                    return Ok(DataType::Timestamp(
+                        TimeUnit::Millisecond,
+                        Some("UTC".into()),
+                    ));
                 }
                 let uat = self.pos;
                 let unit = match self.ident()? {
@@ -117,9 +137,7 @@ impl Parser<'_> {
                     other => {
                         return Err(TypeError {
                             offset: uat,
-                            message: format!(
-                                "unknown time unit `{other}`: use s, ms, us or ns"
-                            ),
+                            message: format!("unknown time unit `{other}`: use s, ms, us or ns"),
                         });
                     }
                 };
@@ -248,7 +266,9 @@ pub fn format_type(t: &DataType) -> String {
             }
         }
         DataType::Decimal128(p, s) => format!("decimal({p}, {s})"),
-        DataType::List(f) | DataType::LargeList(f) => format!("list<{}>", format_type(f.data_type())),
+        DataType::List(f) | DataType::LargeList(f) => {
+            format!("list<{}>", format_type(f.data_type()))
+        }
         DataType::Struct(fields) => {
             let inner: Vec<String> = fields
                 .iter()

@@ -28,10 +28,12 @@ impl RenameTransform {
         let fields: Vec<Field> = input
             .fields()
             .iter()
-            .map(|f| match mapping.iter().find(|(from, _)| from == f.name()) {
-                Some((_, to)) => f.as_ref().clone().with_name(to),
-                None => f.as_ref().clone(),
-            })
+            .map(
+                |f| match mapping.iter().find(|(from, _)| from == f.name()) {
+                    Some((_, to)) => f.as_ref().clone().with_name(to),
+                    None => f.as_ref().clone(),
+                },
+            )
             .collect();
         for (i, f) in fields.iter().enumerate() {
             if fields[..i].iter().any(|g| g.name() == f.name()) {
@@ -187,7 +189,9 @@ impl HashTransform {
         let strings = strings
             .as_any()
             .downcast_ref::<arrow::array::StringArray>()
-            .ok_or_else(|| crate::error::Error::Internal("cast to Utf8 gave another type".into()))?;
+            .ok_or_else(|| {
+                crate::error::Error::Internal("cast to Utf8 gave another type".into())
+            })?;
         let mut out = StringBuilder::with_capacity(strings.len(), strings.len() * 64);
         let mut hex_buf = [0u8; 64];
         for v in strings.iter() {
@@ -221,7 +225,13 @@ impl Transform for HashTransform {
             .columns()
             .iter()
             .zip(&self.hashed)
-            .map(|(c, h)| if *h { self.hash_column(c) } else { Ok(c.clone()) })
+            .map(|(c, h)| {
+                if *h {
+                    self.hash_column(c)
+                } else {
+                    Ok(c.clone())
+                }
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok(RecordBatch::try_new(self.output.clone(), cols)?)
     }
@@ -262,7 +272,8 @@ mod tests {
             vec![Arc::new(StringArray::from(vec!["1", "x"]))],
         )
         .unwrap();
-        let t = CastTransform::new("cast".into(), schema, &[("v".into(), DataType::Int64)]).unwrap();
+        let t =
+            CastTransform::new("cast".into(), schema, &[("v".into(), DataType::Int64)]).unwrap();
         assert!(t.apply(b).is_err());
     }
 }

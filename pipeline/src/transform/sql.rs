@@ -63,7 +63,10 @@ impl SqlTransform {
         ctx.register_table("input", Arc::new(table))
             .map_err(|e| BuildError::new(e.to_string()))?;
         let df = ctx.sql(query).await.map_err(|e| explain(e, &input))?;
-        let plan = df.create_physical_plan().await.map_err(|e| explain(e, &input))?;
+        let plan = df
+            .create_physical_plan()
+            .await
+            .map_err(|e| explain(e, &input))?;
         let output = plan.schema();
         let mut steps = Vec::new();
         let mut node: Arc<dyn ExecutionPlan> = plan;
@@ -87,8 +90,7 @@ impl SqlTransform {
             {
                 // Batching/partitioning plumbing: no effect on rows.
                 node = node.children()[0].clone();
-            } else if node.downcast_ref::<EmptyExec>().is_some()
-                || node.name() == "DataSourceExec"
+            } else if node.downcast_ref::<EmptyExec>().is_some() || node.name() == "DataSourceExec"
             {
                 break node.schema();
             } else {
@@ -108,7 +110,11 @@ impl SqlTransform {
         let leaf = leaf_schema
             .fields()
             .iter()
-            .map(|f| input.index_of(f.name()).map_err(|e| BuildError::new(e.to_string())))
+            .map(|f| {
+                input
+                    .index_of(f.name())
+                    .map_err(|e| BuildError::new(e.to_string()))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             label,
@@ -129,7 +135,10 @@ fn explain(e: datafusion::error::DataFusionError, input: &Schema) -> BuildError 
             .chars()
             .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.')
             .collect();
-        let name = name.trim_end_matches('.').trim_start_matches("input.").to_string();
+        let name = name
+            .trim_end_matches('.')
+            .trim_start_matches("input.")
+            .to_string();
         return BuildError::unknown_column(&name, input);
     }
     BuildError::new(msg)

@@ -14,9 +14,14 @@ async fn five_percent_bad_input_every_line_accounted_for() {
     assert_eq!(s.dead_lettered, bad);
 
     assert_eq!(p.count("SELECT count(*) FROM events").await, 20_000);
-    assert_eq!(p.count("SELECT count(DISTINCT event_id) FROM events").await, 20_000);
+    assert_eq!(
+        p.count("SELECT count(DISTINCT event_id) FROM events").await,
+        20_000
+    );
     let kinds = p
-        .query_csv("SELECT error_kind, count(*) FROM events_dlq GROUP BY error_kind ORDER BY error_kind")
+        .query_csv(
+            "SELECT error_kind, count(*) FROM events_dlq GROUP BY error_kind ORDER BY error_kind",
+        )
         .await;
     assert_eq!(
         kinds[1..],
@@ -38,7 +43,10 @@ async fn five_percent_bad_input_every_line_accounted_for() {
     let got = p
         .query_csv("SELECT dt, count(*), CAST(round(sum(total_amount) * 100) AS BIGINT) FROM events GROUP BY dt ORDER BY dt")
         .await;
-    let want: Vec<String> = daily.iter().map(|(d, (n, c))| format!("{d},{n},{c}")).collect();
+    let want: Vec<String> = daily
+        .iter()
+        .map(|(d, (n, c))| format!("{d},{n},{c}"))
+        .collect();
     assert_eq!(got[1..], want);
 }
 
@@ -50,7 +58,12 @@ async fn drop_policy_counts_and_fail_policy_stops() {
     let s = &p.run().await[0];
     assert_eq!(s.dropped, bad);
     assert_eq!(s.records_written, 3000);
-    assert!(!p.lake().tables().unwrap().contains(&"events_dlq".to_string()));
+    assert!(
+        !p.lake()
+            .tables()
+            .unwrap()
+            .contains(&"events_dlq".to_string())
+    );
 
     let p = TempProject::events("on_bad_record = \"fail\"");
     p.gen_events(3000, 1, 0.05, 3);
@@ -60,7 +73,10 @@ async fn drop_policy_counts_and_fail_policy_stops() {
         .await
         .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("bad record at") && msg.contains("events-00000.ndjson@"), "{msg}");
+    assert!(
+        msg.contains("bad record at") && msg.contains("events-00000.ndjson@"),
+        "{msg}"
+    );
     assert_eq!(err.class(), tributary::ErrorClass::User);
 }
 
@@ -78,7 +94,10 @@ async fn compressed_inputs_give_the_same_table() {
     std::fs::remove_file(&files[1]).unwrap();
     let s = &p.run().await[0];
     assert_eq!(s.records_written, 2000);
-    assert_eq!(p.count("SELECT count(DISTINCT event_id) FROM events").await, 2000);
+    assert_eq!(
+        p.count("SELECT count(DISTINCT event_id) FROM events").await,
+        2000
+    );
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {

@@ -30,7 +30,10 @@ fn validate_reports_errors_with_line_and_column_and_runs_nothing() {
     let o = run(&p, &["validate"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let e = stderr(&o);
-    assert!(e.contains("tributary.toml:9:14: error: transform #1 (filter): unknown column `satus`"), "{e}");
+    assert!(
+        e.contains("tributary.toml:9:14: error: transform #1 (filter): unknown column `satus`"),
+        "{e}"
+    );
     assert!(e.contains("hint: did you mean `status`?"), "{e}");
     // `run` refuses the same config before touching the lake.
     let o = run(&p, &["run"]);
@@ -46,7 +49,11 @@ fn run_query_formats_and_tables() {
     assert!(o.status.success(), "{}", stderr(&o));
     let o = run(&p, &["run"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("written    1000 records"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("written    1000 records"),
+        "{}",
+        stdout(&o)
+    );
 
     let sql = "SELECT count(*) AS n FROM events";
     let o = run(&p, &["query", sql]);
@@ -56,19 +63,36 @@ fn run_query_formats_and_tables() {
     let o = run(&p, &["query", "--format", "json", sql]);
     assert_eq!(stdout(&o).trim(), "{\"n\":1000}");
     let out = p.path().join("r.parquet");
-    let o = run(&p, &["query", "--format", "parquet", "--output", out.to_str().unwrap(), sql]);
+    let o = run(
+        &p,
+        &[
+            "query",
+            "--format",
+            "parquet",
+            "--output",
+            out.to_str().unwrap(),
+            sql,
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(&std::fs::read(&out).unwrap()[..4], b"PAR1");
 
     let o = run(&p, &["query", "SELECT count(*) FROM event"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("table `event` not found in the lake: did you mean `events`?"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("table `event` not found in the lake: did you mean `events`?"),
+        "{}",
+        stderr(&o)
+    );
     let o = run(&p, &["query", "DROP TABLE events"]);
     assert_eq!(o.status.code(), Some(1));
 
     let o = run(&p, &["tables"]);
     let t = stdout(&o);
-    let line = t.lines().find(|l| l.starts_with("events ")).unwrap_or_else(|| panic!("{t}"));
+    let line = t
+        .lines()
+        .find(|l| l.starts_with("events "))
+        .unwrap_or_else(|| panic!("{t}"));
     let cols: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(cols[1], "1000", "{line}");
     assert_eq!(cols[5], "7", "7 daily partitions: {line}");
@@ -79,16 +103,38 @@ fn schema_infer_round_trips_through_a_pipeline() {
     let p = TempProject::events("");
     p.gen_events(500, 1, 0.0, 3);
     let sample = p.data_dir().join("events-00000.ndjson");
-    let o = run(&p, &["schema", "infer", sample.to_str().unwrap(), "--name", "inferred"]);
+    let o = run(
+        &p,
+        &[
+            "schema",
+            "infer",
+            sample.to_str().unwrap(),
+            "--name",
+            "inferred",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let toml = stdout(&o);
-    assert!(toml.contains("name = \"event_time\"\ntype = \"timestamp(ms, UTC)\"\nrequired = true"), "{toml}");
+    assert!(
+        toml.contains("name = \"event_time\"\ntype = \"timestamp(ms, UTC)\"\nrequired = true"),
+        "{toml}"
+    );
     std::fs::write(p.path().join("schemas/inferred.toml"), &toml).unwrap();
-    let config = std::fs::read_to_string(p.config_path()).unwrap().replace("table = \"events\"", "table = \"inferred\"");
+    let config = std::fs::read_to_string(p.config_path())
+        .unwrap()
+        .replace("table = \"events\"", "table = \"inferred\"");
     std::fs::write(p.config_path(), config).unwrap();
     let o = run(&p, &["run"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = run(&p, &["query", "--format", "csv", "SELECT count(*) AS n, count(DISTINCT dt) AS days FROM inferred"]);
+    let o = run(
+        &p,
+        &[
+            "query",
+            "--format",
+            "csv",
+            "SELECT count(*) AS n, count(DISTINCT dt) AS days FROM inferred",
+        ],
+    );
     assert_eq!(stdout(&o), "n,days\n500,7\n");
 }
 
@@ -99,6 +145,7 @@ fn json_logs_when_asked() {
     let o = run(&p, &["--log-format", "json", "run"]);
     assert!(o.status.success());
     let first = stderr(&o).lines().next().unwrap_or_default().to_string();
-    let v: serde_json::Value = serde_json::from_str(&first).unwrap_or_else(|e| panic!("{e}: {first}"));
+    let v: serde_json::Value =
+        serde_json::from_str(&first).unwrap_or_else(|e| panic!("{e}: {first}"));
     assert!(v["fields"]["message"].is_string());
 }

@@ -26,7 +26,9 @@ async fn demo_pipeline_end_to_end_matches_independent_answer() {
     let mut created = 0;
     for f in &files {
         for line in std::fs::read_to_string(f).unwrap().lines() {
-            let Some((day, cents)) = valid_event(line) else { continue };
+            let Some((day, cents)) = valid_event(line) else {
+                continue;
+            };
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
             if v["status"] == "created" {
                 created += 1;
@@ -72,5 +74,10 @@ async fn golden_answer_for_the_demo_data() {
         std::fs::write(&golden_path, &got).unwrap();
     }
     let want = std::fs::read_to_string(&golden_path).unwrap();
-    assert_eq!(got, want, "golden file {} differs (UPDATE_GOLDEN=1 rewrites it)", golden_path.display());
+    assert_eq!(
+        got,
+        want,
+        "golden file {} differs (UPDATE_GOLDEN=1 rewrites it)",
+        golden_path.display()
+    );
 }

@@ -29,12 +29,21 @@ async fn appended_lines_are_picked_up_once() {
     let extra: String = (0..10)
         .map(|i| format!("{{\"event_id\":\"extra-{i}\",\"event_time\":\"2024-06-09T10:00:00Z\",\"customer_id\":1,\"total_amount\":1.5}}\n"))
         .collect();
-    std::fs::OpenOptions::new().append(true).open(file).unwrap().write_all(extra.as_bytes()).unwrap();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(file)
+        .unwrap()
+        .write_all(extra.as_bytes())
+        .unwrap();
     let s = &p.run().await[0];
     assert_eq!(s.records_read, 10);
     assert_eq!(s.records_written, 10);
     assert_eq!(p.count("SELECT count(*) FROM events").await, 3010);
-    assert_eq!(p.count("SELECT count(*) FROM events WHERE dt = '2024-06-09'").await, 10);
+    assert_eq!(
+        p.count("SELECT count(*) FROM events WHERE dt = '2024-06-09'")
+            .await,
+        10
+    );
 }
 
 /// SIGKILL the real binary while it is committing, run again: nothing lost, nothing twice.
@@ -55,7 +64,16 @@ async fn killed_run_resumes_without_loss_or_duplicates() {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let commits = std::fs::read_dir(&log)
-            .map(|rd| rd.filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json")).count())
+            .map(|rd| {
+                rd.filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .path()
+                        .extension()
+                        .is_some_and(|x| x == "json")
+                })
+                .count()
+            })
             .unwrap_or(0);
         if commits >= 3 || Instant::now() > deadline {
             break;
@@ -68,12 +86,27 @@ async fn killed_run_resumes_without_loss_or_duplicates() {
     child.kill().unwrap();
     child.wait().unwrap();
     let partial = p.count("SELECT count(*) FROM events").await;
-    assert!(partial > 0 && partial < 60_000, "killed after {partial} rows");
+    assert!(
+        partial > 0 && partial < 60_000,
+        "killed after {partial} rows"
+    );
 
     let s = &p.run().await[0];
-    assert!(s.records_read < 60_000 + bad, "the second run resumed instead of starting over");
+    assert!(
+        s.records_read < 60_000 + bad,
+        "the second run resumed instead of starting over"
+    );
     assert_eq!(p.count("SELECT count(*) FROM events").await, 60_000);
-    assert_eq!(p.count("SELECT count(DISTINCT event_id) FROM events").await, 60_000);
+    assert_eq!(
+        p.count("SELECT count(DISTINCT event_id) FROM events").await,
+        60_000
+    );
     assert_eq!(p.count("SELECT count(*) FROM events_dlq").await, bad as i64);
-    assert_eq!(p.count("SELECT count(DISTINCT source || ':' || CAST(position AS VARCHAR)) FROM events_dlq").await, bad as i64);
+    assert_eq!(
+        p.count(
+            "SELECT count(DISTINCT source || ':' || CAST(position AS VARCHAR)) FROM events_dlq"
+        )
+        .await,
+        bad as i64
+    );
 }
