@@ -2,6 +2,7 @@
 # The whole test suite, as CI runs it (.ci/run calls exactly this).
 # Needs: cargo (rustfmt, clippy) and python3 (the shared event generator, stdlib only).
 set -euo pipefail
+shopt -s inherit_errexit 2>/dev/null || true
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 # A fixed target dir outside the clone, so fresh clones on one machine reuse the build.
@@ -18,4 +19,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== build (the CLI tests run the real binary)"
 cargo build -p tributary --bins
 echo "== test"
-cargo test --workspace
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+cargo test --workspace 2>&1 | tee "$log"
+# One closing line over all test binaries.
+awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, i }' "$log"

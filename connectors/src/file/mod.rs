@@ -167,7 +167,7 @@ impl FileReader {
         loop {
             if !self.eof && buf.len() < target {
                 let start = buf.len();
-                buf.resize(target.max(start + 64 * 1024), 0);
+                buf.resize(target, 0);
                 let n = self.read_some(&mut buf[start..])?;
                 buf.truncate(start + n);
                 if n == 0 {
