@@ -16,6 +16,8 @@ use crate::lake::Lake;
 pub struct QueryEngine {
     ctx: SessionContext,
     tables: Vec<String>,
+    /// Every column name of every table, for "did you mean" on unknown columns.
+    columns: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -52,16 +54,24 @@ impl QueryEngine {
     pub async fn open(lake: &Lake) -> Result<Self> {
         let ctx = SessionContext::new_with_config(session_config());
         let mut tables = Vec::new();
+        let mut columns = Vec::new();
         for name in lake.tables()? {
             let Some(table) = lake.load(&name).await? else {
                 continue;
             };
             table.update_datafusion_session(&ctx.state())?;
             let provider = table.table_provider().await?;
+            columns.extend(provider.schema().fields().iter().map(|f| f.name().clone()));
             ctx.register_table(name.as_str(), provider)?;
             tables.push(name);
         }
-        Ok(Self { ctx, tables })
+        columns.sort();
+        columns.dedup();
+        Ok(Self {
+            ctx,
+            tables,
+            columns,
+        })
     }
 
     pub fn tables(&self) -> &[String] {
@@ -102,6 +112,18 @@ impl QueryEngine {
                 did_you_mean(short, self.tables.iter().map(|s| s.as_str()))
             };
             return Error::Query(format!("table `{short}` not found in the lake: {hint}"));
+        }
+        if let Some(rest) = msg.split("No field named ").nth(1) {
+            let name: String = rest
+                .trim_start_matches(['"', '\''])
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.')
+                .collect();
+            let name = name.trim_end_matches('.');
+            let short = name.rsplit('.').next().unwrap_or(name);
+            if let Some(s) = crate::diag::suggest(short, self.columns.iter().map(|c| c.as_str())) {
+                return Error::Query(format!("{msg}\n  hint: did you mean `{s}`?"));
+            }
         }
         if msg.contains("Statement not supported")
             || msg.contains("not supported") && msg.contains("DDL")
