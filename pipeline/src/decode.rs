@@ -151,17 +151,15 @@ impl NdjsonDecoder {
         let batch = match concat_batches(&self.schema, &batches) {
             Ok(b) => b,
             Err(e) => {
-                for i in good_idx {
-                    self.push_bad(
-                        &mut out.bad,
-                        data,
-                        &lines[i],
-                        chunk,
-                        skip_bad_before,
-                        "wrong_type",
-                        e.to_string(),
-                    );
-                }
+                self.all_bad(
+                    &mut out,
+                    data,
+                    &lines,
+                    &good_idx,
+                    chunk,
+                    skip_bad_before,
+                    &e,
+                );
                 return out;
             }
         };
@@ -196,17 +194,15 @@ impl NdjsonDecoder {
                 match not(&missing).and_then(|keep| filter_record_batch(&batch, &keep)) {
                     Ok(b) => b,
                     Err(e) => {
-                        for i in good_idx {
-                            self.push_bad(
-                                &mut out.bad,
-                                data,
-                                &lines[i],
-                                chunk,
-                                skip_bad_before,
-                                "wrong_type",
-                                e.to_string(),
-                            );
-                        }
+                        self.all_bad(
+                            &mut out,
+                            data,
+                            &lines,
+                            &good_idx,
+                            chunk,
+                            skip_bad_before,
+                            &e,
+                        );
                         return out;
                     }
                 }
@@ -328,6 +324,31 @@ impl NdjsonDecoder {
                     skip_bad_before,
                 );
             }
+        }
+    }
+
+    /// Dead-letters every line of `idx` (a failure that is not one record's fault).
+    #[allow(clippy::too_many_arguments)]
+    fn all_bad(
+        &self,
+        out: &mut Decoded,
+        data: &[u8],
+        lines: &[Line],
+        idx: &[usize],
+        chunk: &SourceBatch,
+        skip_bad_before: u64,
+        e: &arrow::error::ArrowError,
+    ) {
+        for &i in idx {
+            self.push_bad(
+                &mut out.bad,
+                data,
+                &lines[i],
+                chunk,
+                skip_bad_before,
+                "wrong_type",
+                e.to_string(),
+            );
         }
     }
 

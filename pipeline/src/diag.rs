@@ -191,6 +191,18 @@ pub fn did_you_mean<'a>(
     }
 }
 
+/// The unknown column in a DataFusion "No field named x" error, unqualified.
+pub fn unknown_field_in(msg: &str) -> Option<String> {
+    let rest = msg.split("No field named ").nth(1)?;
+    let name: String = rest
+        .trim_start_matches(['"', '\''])
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.')
+        .collect();
+    let name = name.trim_end_matches('.');
+    Some(name.rsplit('.').next().unwrap_or(name).to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

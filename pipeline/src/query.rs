@@ -113,17 +113,10 @@ impl QueryEngine {
             };
             return Error::Query(format!("table `{short}` not found in the lake: {hint}"));
         }
-        if let Some(rest) = msg.split("No field named ").nth(1) {
-            let name: String = rest
-                .trim_start_matches(['"', '\''])
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.')
-                .collect();
-            let name = name.trim_end_matches('.');
-            let short = name.rsplit('.').next().unwrap_or(name);
-            if let Some(s) = crate::diag::suggest(short, self.columns.iter().map(|c| c.as_str())) {
-                return Error::Query(format!("{msg}\n  hint: did you mean `{s}`?"));
-            }
+        if let Some(name) = crate::diag::unknown_field_in(&msg)
+            && let Some(s) = crate::diag::suggest(&name, self.columns.iter().map(|c| c.as_str()))
+        {
+            return Error::Query(format!("{msg}\n  hint: did you mean `{s}`?"));
         }
         if msg.contains("Statement not supported")
             || msg.contains("not supported") && msg.contains("DDL")

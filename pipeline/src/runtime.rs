@@ -437,19 +437,8 @@ pub async fn run_pipeline(p: &Pipeline, lake: &Lake, opts: &RunOptions) -> Resul
     // Stop the reader before the final flush, whatever happened.
     drop(stream);
     let _ = reader.join();
-    if result.is_ok() {
-        flush(
-            p,
-            &mut main,
-            dlq.as_mut(),
-            &mut positions,
-            &mut dead,
-            &mut dlq_offsets,
-            &mut summary,
-        )
-        .await?;
-    } else if p.on_bad_record == BadRecordPolicy::Fail {
-        // What came before the bad record is good: commit it, then report.
+    // Commit what was read; after a bad record under `fail`, what came before it is good.
+    if result.is_ok() || matches!(result, Err(Error::BadRecord { .. })) {
         flush(
             p,
             &mut main,

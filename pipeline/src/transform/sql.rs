@@ -129,16 +129,7 @@ impl SqlTransform {
 /// A DataFusion planning error as a message, the name it is about, and a hint.
 fn explain(e: datafusion::error::DataFusionError, input: &Schema) -> BuildError {
     let msg = e.strip_backtrace();
-    if let Some(rest) = msg.split("No field named ").nth(1) {
-        let name: String = rest
-            .trim_start_matches(['"', '\''])
-            .chars()
-            .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.')
-            .collect();
-        let name = name
-            .trim_end_matches('.')
-            .trim_start_matches("input.")
-            .to_string();
+    if let Some(name) = crate::diag::unknown_field_in(&msg) {
         return BuildError::unknown_column(&name, input);
     }
     BuildError::new(msg)

@@ -85,7 +85,11 @@ fn run_query_formats_and_tables() {
         stderr(&o)
     );
     let o = run(&p, &["query", "SELECT sum(totl_amount) FROM events"]);
-    assert!(stderr(&o).contains("did you mean `total_amount`?"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("did you mean `total_amount`?"),
+        "{}",
+        stderr(&o)
+    );
     let o = run(&p, &["query", "DROP TABLE events"]);
     assert_eq!(o.status.code(), Some(1));
 
