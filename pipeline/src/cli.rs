@@ -108,8 +108,14 @@ pub async fn execute(cli: Cli) -> Result<i32> {
             let config = load(&cli).await?;
             println!("{}: ok", config.path.display());
             for p in &config.pipelines {
+                let tributary_connectors::SourceKind::File(src) = &p.source;
+                let inputs = match src.list() {
+                    Ok(files) if files.is_empty() => format!("no files match `{}` yet", src.path),
+                    Ok(files) => format!("{} input files", files.len()),
+                    Err(e) => format!("input not listable: {e}"),
+                };
                 println!(
-                    "  pipeline {:<16} {} → table {} ({} transforms, on_bad_record = {:?}, partitions [{}])",
+                    "  pipeline {:<16} {} ({inputs}) → table {} ({} transforms, on_bad_record = {:?}, partitions [{}])",
                     p.name,
                     p.source.name(),
                     p.table.name,

@@ -565,7 +565,12 @@ fn transform_spec(
             }
             TransformSpec::Cast { columns }
         }
-        _ => unreachable!("kinds are checked against TRANSFORM_KEYS above"),
+        other => {
+            return Err(file.error(
+                t.kind.span(),
+                format!("transform type `{other}` has no builder"),
+            ));
+        }
     })
 }
 
