@@ -23,7 +23,7 @@ use tributary_connectors::{SourceBatch, SourceKind};
 use crate::config::{BadRecordPolicy, Pipeline};
 use crate::decode::{BadRecord, NdjsonDecoder, required_fields};
 use crate::error::{Error, Result};
-use crate::lake::{self, Lake, TableSink, WriterSettings};
+use crate::lake::{self, Lake, PartBatch, TableSink, WriterSettings};
 use crate::schema::{PartitionSpec, PartitionTransform};
 use crate::transform::{Transform, apply_all};
 
@@ -118,10 +118,13 @@ struct Stage {
     table_schema: SchemaRef,
     /// Derived (non-identity) partition columns.
     partitions: Vec<PartitionSpec>,
+    /// All partition columns of the table, in order.
+    partition_columns: Vec<String>,
 }
 
 struct Processed {
-    batch: Option<RecordBatch>,
+    /// Good rows in table layout, split by partition.
+    parts: Vec<PartBatch>,
     bad: Vec<BadRecord>,
     partition: String,
     end: u64,
@@ -134,7 +137,7 @@ impl Stage {
     fn process(&self, chunk: SourceBatch, skip_bad_before: u64) -> Processed {
         let decoded = self.decoder.decode(&chunk, skip_bad_before);
         let mut out = Processed {
-            batch: None,
+            parts: Vec::new(),
             bad: decoded.bad,
             partition: chunk.start.partition.clone(),
             end: chunk.end,
@@ -148,10 +151,12 @@ impl Stage {
         let good_rows = batch.num_rows() as u64;
         let result = apply_all(&self.transforms, batch).and_then(|b| {
             let n = b.num_rows() as u64;
-            self.conform(b).map(|r| (n, r))
+            let (batch, bad) = self.conform(b)?;
+            let parts = lake::split_by_partition(batch, &self.partition_columns)?;
+            Ok((n, (parts, bad)))
         });
         match result {
-            Ok((after_transforms, (batch, bad))) => {
+            Ok((after_transforms, (parts, bad))) => {
                 out.filtered = good_rows - after_transforms;
                 out.bad
                     .extend(bad.into_iter().map(|(raw, reason)| BadRecord {
@@ -161,7 +166,7 @@ impl Stage {
                         kind: "missing_field",
                         reason,
                     }));
-                out.batch = Some(batch);
+                out.parts = parts;
             }
             Err(e) => {
                 // The chunk's good records cannot be written: dead-letter them with the
@@ -296,7 +301,8 @@ pub async fn run_pipeline(p: &Pipeline, lake: &Lake, opts: &RunOptions) -> Resul
             p.table.description.as_deref(),
         )
         .await?;
-    let mut main = TableSink::new(&p.table.name, table, &settings)?;
+    // One Parquet encoder per worker: encoding runs in parallel with decoding.
+    let mut main = TableSink::new(&p.table.name, table, &settings, p.parallelism)?;
     let mut dlq = match p.on_bad_record {
         BadRecordPolicy::Dlq => {
             let t = lake
@@ -307,7 +313,7 @@ pub async fn run_pipeline(p: &Pipeline, lake: &Lake, opts: &RunOptions) -> Resul
                     Some("dead-lettered records"),
                 )
                 .await?;
-            Some(TableSink::new(&p.dlq_table(), t, &settings)?)
+            Some(TableSink::new(&p.dlq_table(), t, &settings, 1)?)
         }
         _ => None,
     };
@@ -358,6 +364,7 @@ pub async fn run_pipeline(p: &Pipeline, lake: &Lake, opts: &RunOptions) -> Resul
             .filter(|s| s.transform != PartitionTransform::Identity)
             .cloned()
             .collect(),
+        partition_columns: main.partition_columns().to_vec(),
     });
 
     let progress = progress_bar(opts.progress, total_bytes);
@@ -407,9 +414,7 @@ pub async fn run_pipeline(p: &Pipeline, lake: &Lake, opts: &RunOptions) -> Resul
                 BadRecordPolicy::Dlq => dead.extend(item.bad),
             }
         }
-        if let Some(batch) = item.batch {
-            main.write(batch).await?;
-        }
+        main.write(item.parts).await?;
         positions.insert(item.partition, item.end);
         progress.inc(item.bytes);
         progress.set_message(format!(
@@ -489,7 +494,7 @@ async fn flush(
             })
             .collect();
         let batch = lake::dlq_batch(&p.name, dead, dlq.schema())?;
-        dlq.write(batch).await?;
+        dlq.write(lake::split_by_partition(batch, &[])?).await?;
         if dlq.commit(txns, meta(dead.len())).await?.is_some() {
             summary.commits += 1;
         }

@@ -14,7 +14,7 @@ use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::{DeltaTable, DeltaTableError};
 use url::Url;
 
-pub use partition::add_partition_columns;
+pub use partition::{PartBatch, add_partition_columns, split_by_partition};
 pub use sink::{CommitStats, TableSink, WriterSettings, dlq_batch, dlq_schema};
 
 use crate::error::{Error, Result};

@@ -7,8 +7,83 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
 use arrow::record_batch::RecordBatch;
 
+use arrow::array::UInt32Array;
+use arrow::compute::take_record_batch;
+use arrow::row::{RowConverter, SortField};
+use deltalake::kernel::scalars::ScalarExt;
+use delta_kernel::expressions::Scalar;
+use indexmap::IndexMap;
+
 use crate::error::{Error, Result};
 use crate::schema::{PartitionSpec, PartitionTransform};
+
+/// The rows of one batch that belong to one partition.
+#[derive(Debug, Clone)]
+pub struct PartBatch {
+    /// Partition column → value, as the Delta writer takes them.
+    pub values: IndexMap<String, Scalar>,
+    /// A stable key for the partition (`dt=2024-06-03/country=DE`).
+    pub key: String,
+    pub batch: RecordBatch,
+}
+
+/// Splits a batch (in table layout) by its partition columns. Runs on the decode workers,
+/// so the single-threaded part of the sink only encodes.
+pub fn split_by_partition(batch: RecordBatch, partitions: &[String]) -> Result<Vec<PartBatch>> {
+    if batch.num_rows() == 0 {
+        return Ok(vec![]);
+    }
+    if partitions.is_empty() {
+        return Ok(vec![PartBatch {
+            values: IndexMap::new(),
+            key: String::new(),
+            batch,
+        }]);
+    }
+    let schema = batch.schema();
+    let cols: Vec<ArrayRef> = partitions
+        .iter()
+        .map(|p| schema.index_of(p).map(|i| batch.column(i).clone()))
+        .collect::<std::result::Result<_, _>>()?;
+    let converter = RowConverter::new(
+        cols.iter()
+            .map(|c| SortField::new(c.data_type().clone()))
+            .collect(),
+    )?;
+    let rows = converter.convert_columns(&cols)?;
+    let mut groups: std::collections::HashMap<arrow::row::Row<'_>, Vec<u32>> =
+        std::collections::HashMap::new();
+    for (i, row) in rows.iter().enumerate() {
+        groups.entry(row).or_default().push(i as u32);
+    }
+    let mut groups: Vec<_> = groups.into_iter().collect();
+    groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let single = groups.len() == 1;
+    let mut out = Vec::with_capacity(groups.len());
+    for (_, idx) in groups {
+        let first = idx[0] as usize;
+        let mut values = IndexMap::new();
+        let mut key = Vec::new();
+        for (name, col) in partitions.iter().zip(&cols) {
+            let v = Scalar::from_array(col.as_ref(), first).ok_or_else(|| {
+                Error::Internal(format!("partition column `{name}` has no Delta value"))
+            })?;
+            key.push(format!("{name}={}", v.serialize()));
+            values.insert(name.clone(), v);
+        }
+        let part = if single {
+            batch.clone()
+        } else {
+            take_record_batch(&batch, &UInt32Array::from(idx))?
+        };
+        out.push(PartBatch {
+            values,
+            key: key.join("/"),
+            batch: part,
+        });
+    }
+    Ok(out)
+}
 
 /// Computes the value of a time-derived partition column from its source column.
 fn derive(spec: &PartitionSpec, src: &ArrayRef) -> Result<ArrayRef> {

@@ -13,7 +13,11 @@ use deltalake::kernel::{Action, Transaction};
 use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use deltalake::protocol::{DeltaOperation, SaveMode};
-use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use deltalake::kernel::Add;
+use deltalake::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
+use tokio::sync::{mpsc, oneshot};
+
+use super::partition::PartBatch;
 
 use crate::decode::BadRecord;
 use crate::error::{Error, Result};
@@ -34,34 +38,95 @@ pub struct CommitStats {
     pub rows: u64,
 }
 
+/// Messages to one writer shard.
+enum ShardMsg {
+    Write(PartBatch),
+    /// Close the open files and hand back their `Add` actions.
+    Flush(oneshot::Sender<Result<Vec<Add>>>),
+}
+
+/// One Parquet writer on a task of its own. A partition always goes to the same shard, so
+/// its rows stay in order and each flush writes one file per partition (or per size roll).
+struct Shard {
+    tx: mpsc::Sender<ShardMsg>,
+    rows: u64,
+}
+
+async fn shard_loop(mut writer: RecordBatchWriter, mut rx: mpsc::Receiver<ShardMsg>) {
+    // The first write error is kept and reported at the next flush (which then commits
+    // nothing): the data of a failed write must not be committed as if complete.
+    let mut failed: Option<Error> = None;
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            ShardMsg::Write(part) => {
+                if failed.is_none()
+                    && let Err(e) = writer
+                        .write_partition(part.batch, &part.values, WriteMode::Default)
+                        .await
+                {
+                    failed = Some(e.into());
+                }
+            }
+            ShardMsg::Flush(reply) => {
+                let result = match failed.take() {
+                    Some(e) => {
+                        writer.reset();
+                        Err(e)
+                    }
+                    None => writer.flush().await.map_err(Error::from),
+                };
+                let _ = reply.send(result);
+            }
+        }
+    }
+}
+
+/// Writes one table: batches are encoded to Parquet by `shards` writers in parallel, and a
+/// commit makes everything written since the last one visible at once.
 pub struct TableSink {
     name: String,
     table: DeltaTable,
-    writer: RecordBatchWriter,
     schema: SchemaRef,
     partitions: Vec<String>,
+    shards: Vec<Shard>,
+    /// Partition key → shard, assigned to the least-loaded shard on first sight.
+    assignment: HashMap<String, usize>,
     buffered_rows: u64,
 }
 
 impl TableSink {
-    pub fn new(name: &str, table: DeltaTable, settings: &WriterSettings) -> Result<Self> {
+    pub fn new(
+        name: &str,
+        table: DeltaTable,
+        settings: &WriterSettings,
+        shards: usize,
+    ) -> Result<Self> {
         let level = ZstdLevel::try_new(settings.zstd_level)?;
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(level))
             .set_max_row_group_row_count(Some(settings.row_group_rows))
             .set_statistics_enabled(EnabledStatistics::Page)
             .build();
-        let writer = RecordBatchWriter::for_table(&table)?
-            .with_writer_properties(props)
-            .with_target_file_size(settings.target_file_bytes);
-        let schema = writer.arrow_schema();
+        let mut schema = None;
+        let mut list = Vec::new();
+        for _ in 0..shards.max(1) {
+            let writer = RecordBatchWriter::for_table(&table)?
+                .with_writer_properties(props.clone())
+                .with_target_file_size(settings.target_file_bytes);
+            schema.get_or_insert_with(|| writer.arrow_schema());
+            let (tx, rx) = mpsc::channel(4);
+            tokio::spawn(shard_loop(writer, rx));
+            list.push(Shard { tx, rows: 0 });
+        }
+        let schema = schema.ok_or_else(|| Error::Internal("a sink needs a shard".into()))?;
         let partitions = table.snapshot()?.metadata().partition_columns().to_vec();
         Ok(Self {
             name: name.to_string(),
             table,
-            writer,
             schema,
             partitions,
+            shards: list,
+            assignment: HashMap::new(),
             buffered_rows: 0,
         })
     }
@@ -71,16 +136,40 @@ impl TableSink {
         &self.schema
     }
 
+    pub fn partition_columns(&self) -> &[String] {
+        &self.partitions
+    }
+
     pub fn buffered_rows(&self) -> u64 {
         self.buffered_rows
     }
 
-    pub async fn write(&mut self, batch: RecordBatch) -> Result<()> {
-        if batch.num_rows() == 0 {
-            return Ok(());
+    /// Hands batches (already split by partition) to their shards; waits only when a
+    /// shard's queue is full (backpressure).
+    pub async fn write(&mut self, parts: Vec<PartBatch>) -> Result<()> {
+        for part in parts {
+            let n = part.batch.num_rows() as u64;
+            if n == 0 {
+                continue;
+            }
+            let shard = match self.assignment.get(&part.key) {
+                Some(s) => *s,
+                None => {
+                    let s = (0..self.shards.len())
+                        .min_by_key(|i| self.shards[*i].rows)
+                        .unwrap_or(0);
+                    self.assignment.insert(part.key.clone(), s);
+                    s
+                }
+            };
+            self.shards[shard].rows += n;
+            self.buffered_rows += n;
+            self.shards[shard]
+                .tx
+                .send(ShardMsg::Write(part))
+                .await
+                .map_err(|_| Error::Internal(format!("writer of table `{}` stopped", self.name)))?;
         }
-        self.buffered_rows += batch.num_rows() as u64;
-        self.writer.write(batch).await?;
         Ok(())
     }
 
@@ -91,7 +180,30 @@ impl TableSink {
         txns: Vec<Transaction>,
         metadata: HashMap<String, serde_json::Value>,
     ) -> Result<Option<CommitStats>> {
-        let adds = self.writer.flush().await?;
+        let mut replies = Vec::new();
+        for s in &self.shards {
+            let (tx, rx) = oneshot::channel();
+            s.tx.send(ShardMsg::Flush(tx))
+                .await
+                .map_err(|_| Error::Internal(format!("writer of table `{}` stopped", self.name)))?;
+            replies.push(rx);
+        }
+        let mut adds = Vec::new();
+        let mut first_err = None;
+        for rx in replies {
+            match rx.await {
+                Ok(Ok(a)) => adds.extend(a),
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(_) => {
+                    first_err.get_or_insert(Error::Internal("a writer shard stopped".into()));
+                }
+            }
+        }
+        if let Some(e) = first_err {
+            return Err(e);
+        }
         if adds.is_empty() && txns.is_empty() {
             return Ok(None);
         }
@@ -117,6 +229,9 @@ impl TableSink {
         let version = finalized.version() as i64;
         self.table.update_state().await?;
         self.buffered_rows = 0;
+        for s in &mut self.shards {
+            s.rows = 0;
+        }
         tracing::debug!(table = %self.name, version, files = stats.files, "committed");
         Ok(Some(CommitStats { version, ..stats }))
     }
