@@ -80,7 +80,7 @@ impl NdjsonDecoder {
         let mut oversize = false;
         let mut start = 0;
         while start < data.len() {
-            let end = memchr(b'\n', &data[start..])
+            let end = memchr::memchr(b'\n', &data[start..])
                 .map(|i| start + i)
                 .unwrap_or(data.len());
             let mut e = end;
@@ -392,10 +392,6 @@ fn classify(line: &[u8], arrow_err: String) -> (&'static str, String) {
             }
         }
     }
-}
-
-fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&b| b == needle)
 }
 
 /// Required (non-nullable) top-level fields of a schema.

@@ -10,8 +10,8 @@ use arrow::record_batch::RecordBatch;
 use arrow::array::UInt32Array;
 use arrow::compute::take_record_batch;
 use arrow::row::{RowConverter, SortField};
-use deltalake::kernel::scalars::ScalarExt;
 use delta_kernel::expressions::Scalar;
+use deltalake::kernel::scalars::ScalarExt;
 use indexmap::IndexMap;
 
 use crate::error::{Error, Result};
