@@ -390,6 +390,11 @@ pub async fn run_pipeline(p: &Pipeline, lake: &Lake, opts: &RunOptions) -> Resul
     let mut last_flush = Instant::now();
     let mut result = Ok(());
     while let Some(item) = stream.next().await {
+        // On stop, what is queued but not yet in hand is left for the next run: only
+        // chunks already handed to the sink are committed, so stopping is quick.
+        if opts.stop.load(Ordering::Relaxed) {
+            break;
+        }
         let item = match item {
             Ok(i) => i,
             Err(e) => {

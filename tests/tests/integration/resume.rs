@@ -110,3 +110,53 @@ async fn killed_run_resumes_without_loss_or_duplicates() {
         bad as i64
     );
 }
+
+/// Ctrl-C (SIGINT): stop reading, commit what was read, exit 0; the next run continues.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupted_run_commits_what_it_read_and_the_next_run_continues() {
+    let p = TempProject::events("batch_size = 2000\n[pipelines.events.sink]\nflush_rows = 4000\n");
+    p.gen_events(60_000, 4, 0.0, 14);
+    let log = p.path().join("lake/events/_delta_log");
+    let child = std::process::Command::new(tributary_bin())
+        .args(["--no-progress", "run"])
+        .current_dir(p.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !log.join("00000000000000000002.json").exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written: i64 = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("written"))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no summary: {stdout}"));
+    // Everything it reports as written is in the table, and it did stop early.
+    assert_eq!(p.count("SELECT count(*) FROM events").await, written);
+    assert!(
+        written > 0 && written < 60_000,
+        "stopped after {written} rows"
+    );
+    let s = &p.run().await[0];
+    assert_eq!(s.records_written as i64, 60_000 - written);
+    assert_eq!(
+        p.count("SELECT count(DISTINCT event_id) FROM events").await,
+        60_000
+    );
+}
