@@ -148,75 +148,84 @@ impl NdjsonDecoder {
         if batches.is_empty() {
             return out;
         }
-        let batch = match concat_batches(&self.schema, &batches) {
-            Ok(b) => b,
+        match self.finish(
+            &batches,
+            &mut good_idx,
+            data,
+            &lines,
+            chunk,
+            skip_bad_before,
+            &mut out,
+        ) {
+            Ok(batch) => {
+                out.bad.sort_by_key(|b| b.offset);
+                out.good = good_idx
+                    .into_iter()
+                    .map(|i| lines[i].range.clone())
+                    .collect();
+                if batch.num_rows() > 0 {
+                    out.batch = Some(batch);
+                }
+            }
+            // Not one record's fault: the chunk's decoded records are all dead-lettered.
             Err(e) => {
-                self.all_bad(
-                    &mut out,
-                    data,
-                    &lines,
-                    &good_idx,
-                    chunk,
-                    skip_bad_before,
-                    &e,
-                );
-                return out;
-            }
-        };
-
-        // Required fields: rows with a null there are dead-lettered individually.
-        let batch = match self.missing_required(&batch) {
-            None => batch,
-            Some(missing) => {
-                let mut keep_idx = Vec::with_capacity(good_idx.len());
-                for (row, &li) in good_idx.iter().enumerate() {
-                    if missing.value(row) {
-                        let field = self
-                            .required
-                            .iter()
-                            .find(|(c, _)| batch.column(*c).is_null(row))
-                            .map(|(_, n)| n.as_str())
-                            .unwrap_or("?");
-                        self.push_bad(
-                            &mut out.bad,
-                            data,
-                            &lines[li],
-                            chunk,
-                            skip_bad_before,
-                            "missing_field",
-                            format!("required field `{field}` is missing or null"),
-                        );
-                    } else {
-                        keep_idx.push(li);
-                    }
+                for &i in &good_idx {
+                    self.push_bad(
+                        &mut out.bad,
+                        data,
+                        &lines[i],
+                        chunk,
+                        skip_bad_before,
+                        "wrong_type",
+                        e.to_string(),
+                    );
                 }
-                good_idx = keep_idx;
-                match not(&missing).and_then(|keep| filter_record_batch(&batch, &keep)) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        self.all_bad(
-                            &mut out,
-                            data,
-                            &lines,
-                            &good_idx,
-                            chunk,
-                            skip_bad_before,
-                            &e,
-                        );
-                        return out;
-                    }
-                }
+                out.bad.sort_by_key(|b| b.offset);
             }
-        };
-        out.bad.sort_by_key(|b| b.offset);
-        out.good = good_idx
-            .into_iter()
-            .map(|i| lines[i].range.clone())
-            .collect();
-        if batch.num_rows() > 0 {
-            out.batch = Some(batch);
         }
         out
+    }
+
+    /// Joins the decoded pieces and splits off rows missing a required field.
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        batches: &[RecordBatch],
+        good_idx: &mut Vec<usize>,
+        data: &[u8],
+        lines: &[Line],
+        chunk: &SourceBatch,
+        skip_bad_before: u64,
+        out: &mut Decoded,
+    ) -> Result<RecordBatch, arrow::error::ArrowError> {
+        let batch = concat_batches(&self.schema, batches)?;
+        let Some(missing) = self.missing_required(&batch) else {
+            return Ok(batch);
+        };
+        let mut keep_idx = Vec::with_capacity(good_idx.len());
+        for (row, &li) in good_idx.iter().enumerate() {
+            if missing.value(row) {
+                let field = self
+                    .required
+                    .iter()
+                    .find(|(c, _)| batch.column(*c).is_null(row))
+                    .map(|(_, n)| n.as_str())
+                    .unwrap_or("?");
+                self.push_bad(
+                    &mut out.bad,
+                    data,
+                    &lines[li],
+                    chunk,
+                    skip_bad_before,
+                    "missing_field",
+                    format!("required field `{field}` is missing or null"),
+                );
+            } else {
+                keep_idx.push(li);
+            }
+        }
+        *good_idx = keep_idx;
+        filter_record_batch(&batch, &not(&missing)?)
     }
 
     fn missing_required(&self, batch: &RecordBatch) -> Option<BooleanArray> {
@@ -324,31 +333,6 @@ impl NdjsonDecoder {
                     skip_bad_before,
                 );
             }
-        }
-    }
-
-    /// Dead-letters every line of `idx` (a failure that is not one record's fault).
-    #[allow(clippy::too_many_arguments)]
-    fn all_bad(
-        &self,
-        out: &mut Decoded,
-        data: &[u8],
-        lines: &[Line],
-        idx: &[usize],
-        chunk: &SourceBatch,
-        skip_bad_before: u64,
-        e: &arrow::error::ArrowError,
-    ) {
-        for &i in idx {
-            self.push_bad(
-                &mut out.bad,
-                data,
-                &lines[i],
-                chunk,
-                skip_bad_before,
-                "wrong_type",
-                e.to_string(),
-            );
         }
     }
 

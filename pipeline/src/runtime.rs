@@ -328,7 +328,7 @@ pub async fn run_pipeline(p: &Pipeline, lake: &Lake, opts: &RunOptions) -> Resul
     };
     // Resume points, from the tables' own commit log.
     let mut work = Vec::new();
-    let mut dlq_offsets: HashMap<String, u64> = HashMap::new();
+    let mut pending = Pending::default();
     let mut total_bytes = 0;
     for f in files {
         let app = lake::app_id(&p.name, &f.id);
@@ -337,7 +337,7 @@ pub async fn run_pipeline(p: &Pipeline, lake: &Lake, opts: &RunOptions) -> Resul
             Some(d) => lake::committed_offset(d.table(), &app).await?,
             None => 0,
         };
-        dlq_offsets.insert(f.id.clone(), dlq_offset);
+        pending.dlq_offsets.insert(f.id.clone(), dlq_offset);
         if f.compression == tributary_connectors::file::Compression::None && offset >= f.size {
             summary.files_skipped += 1;
             continue;
@@ -385,8 +385,6 @@ pub async fn run_pipeline(p: &Pipeline, lake: &Lake, opts: &RunOptions) -> Resul
             .buffered(p.parallelism),
     );
 
-    let mut positions: HashMap<String, u64> = HashMap::new();
-    let mut dead: Vec<BadRecord> = Vec::new();
     let mut last_flush = Instant::now();
     let mut result = Ok(());
     while let Some(item) = stream.next().await {
@@ -416,31 +414,22 @@ pub async fn run_pipeline(p: &Pipeline, lake: &Lake, opts: &RunOptions) -> Resul
                     break;
                 }
                 BadRecordPolicy::Drop => summary.dropped += item.bad.len() as u64,
-                BadRecordPolicy::Dlq => dead.extend(item.bad),
+                BadRecordPolicy::Dlq => pending.dead.extend(item.bad),
             }
         }
         main.write(item.parts).await?;
-        positions.insert(item.partition, item.end);
+        pending.positions.insert(item.partition, item.end);
         progress.inc(item.bytes);
         progress.set_message(format!(
             "{} records, {} dead-lettered",
             summary.records_read,
-            summary.dead_lettered + dead.len() as u64
+            summary.dead_lettered + pending.dead.len() as u64
         ));
         if main.buffered_rows() >= p.sink.flush_rows
-            || dead.len() as u64 >= p.sink.flush_rows
+            || pending.dead.len() as u64 >= p.sink.flush_rows
             || last_flush.elapsed() >= p.sink.flush_interval
         {
-            flush(
-                p,
-                &mut main,
-                dlq.as_mut(),
-                &mut positions,
-                &mut dead,
-                &mut dlq_offsets,
-                &mut summary,
-            )
-            .await?;
+            flush(p, &mut main, dlq.as_mut(), &mut pending, &mut summary).await?;
             last_flush = Instant::now();
         }
     }
@@ -449,21 +438,23 @@ pub async fn run_pipeline(p: &Pipeline, lake: &Lake, opts: &RunOptions) -> Resul
     let _ = reader.join();
     // Commit what was read; after a bad record under `fail`, what came before it is good.
     if result.is_ok() || matches!(result, Err(Error::BadRecord { .. })) {
-        flush(
-            p,
-            &mut main,
-            dlq.as_mut(),
-            &mut positions,
-            &mut dead,
-            &mut dlq_offsets,
-            &mut summary,
-        )
-        .await?;
+        flush(p, &mut main, dlq.as_mut(), &mut pending, &mut summary).await?;
     }
     progress.finish_and_clear();
     result?;
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// What the sink has in hand and not yet committed.
+#[derive(Default)]
+struct Pending {
+    /// Source partition → offset just past the last chunk handed to the sink.
+    positions: HashMap<String, u64>,
+    /// Bad records waiting for the dead-letter commit.
+    dead: Vec<BadRecord>,
+    /// The dead-letter table's committed offsets (they never move backwards).
+    dlq_offsets: HashMap<String, u64>,
 }
 
 /// Commits dead letters first, then data: a crash in between re-reads the range from the
@@ -472,11 +463,14 @@ async fn flush(
     p: &Pipeline,
     main: &mut TableSink,
     dlq: Option<&mut TableSink>,
-    positions: &mut HashMap<String, u64>,
-    dead: &mut Vec<BadRecord>,
-    dlq_offsets: &mut HashMap<String, u64>,
+    pending: &mut Pending,
     summary: &mut RunSummary,
 ) -> Result<()> {
+    let Pending {
+        positions,
+        dead,
+        dlq_offsets,
+    } = pending;
     if positions.is_empty() && dead.is_empty() {
         return Ok(());
     }
