@@ -16,11 +16,33 @@ pub use sql::SqlTransform;
 use crate::error::{Error, Result};
 
 pub trait Transform: Send + Sync + std::fmt::Debug {
-    /// A short label for errors and logs (`filter #1`).
-    fn label(&self) -> &str;
-    /// The schema `apply` produces for `input`; errors if `input` is not what it was built for.
-    fn output_schema(&self, input: &Schema) -> Result<SchemaRef>;
+    /// Its label and the schemas it was built to map between.
+    fn signature(&self) -> &Signature;
     fn apply(&self, batch: RecordBatch) -> Result<RecordBatch>;
+
+    /// A short label for errors and logs (`#1 (filter)`).
+    fn label(&self) -> &str {
+        &self.signature().label
+    }
+    /// The schema `apply` produces for `input`; errors if `input` is not what it was built for.
+    fn output_schema(&self, input: &Schema) -> Result<SchemaRef> {
+        let sig = self.signature();
+        if sig.input.fields() != input.fields() {
+            return Err(Error::Internal(format!(
+                "transform {} was built for schema {:?} but was given {input:?}",
+                sig.label, sig.input
+            )));
+        }
+        Ok(sig.output.clone())
+    }
+}
+
+/// What every built transform knows about itself.
+#[derive(Debug, Clone)]
+pub struct Signature {
+    pub label: String,
+    pub input: SchemaRef,
+    pub output: SchemaRef,
 }
 
 /// A transform as declared in config, already checked for its own fields.
@@ -140,13 +162,4 @@ pub fn apply_all(transforms: &[Arc<dyn Transform>], mut batch: RecordBatch) -> R
         })?;
     }
     Ok(batch)
-}
-
-pub(crate) fn check_input(label: &str, expected: &SchemaRef, input: &Schema) -> Result<()> {
-    if expected.fields() != input.fields() {
-        return Err(Error::Internal(format!(
-            "transform {label} was built for schema {expected:?} but was given {input:?}"
-        )));
-    }
-    Ok(())
 }

@@ -9,14 +9,12 @@ use arrow::record_batch::RecordBatch;
 use arrow::util::display::FormatOptions;
 use sha2::{Digest, Sha256};
 
-use super::{BuildError, Transform, check_input};
+use super::{BuildError, Signature, Transform};
 use crate::error::Result;
 
 #[derive(Debug)]
 pub struct RenameTransform {
-    label: String,
-    input: SchemaRef,
-    output: SchemaRef,
+    sig: Signature,
 }
 
 impl RenameTransform {
@@ -44,24 +42,22 @@ impl RenameTransform {
             }
         }
         Ok(Self {
-            label,
-            input,
-            output: Arc::new(Schema::new(fields)),
+            sig: Signature {
+                label,
+                input,
+                output: Arc::new(Schema::new(fields)),
+            },
         })
     }
 }
 
 impl Transform for RenameTransform {
-    fn label(&self) -> &str {
-        &self.label
-    }
-    fn output_schema(&self, input: &Schema) -> Result<SchemaRef> {
-        check_input(&self.label, &self.input, input)?;
-        Ok(self.output.clone())
+    fn signature(&self) -> &Signature {
+        &self.sig
     }
     fn apply(&self, batch: RecordBatch) -> Result<RecordBatch> {
         Ok(RecordBatch::try_new(
-            self.output.clone(),
+            self.sig.output.clone(),
             batch.columns().to_vec(),
         )?)
     }
@@ -69,9 +65,7 @@ impl Transform for RenameTransform {
 
 #[derive(Debug)]
 pub struct CastTransform {
-    label: String,
-    input: SchemaRef,
-    output: SchemaRef,
+    sig: Signature,
     /// Per input column: the type to cast to, if any.
     targets: Vec<Option<DataType>>,
 }
@@ -109,21 +103,19 @@ impl CastTransform {
             }
         }
         Ok(Self {
-            label,
-            input,
-            output: Arc::new(Schema::new(fields)),
+            sig: Signature {
+                label,
+                input,
+                output: Arc::new(Schema::new(fields)),
+            },
             targets,
         })
     }
 }
 
 impl Transform for CastTransform {
-    fn label(&self) -> &str {
-        &self.label
-    }
-    fn output_schema(&self, input: &Schema) -> Result<SchemaRef> {
-        check_input(&self.label, &self.input, input)?;
-        Ok(self.output.clone())
+    fn signature(&self) -> &Signature {
+        &self.sig
     }
     fn apply(&self, batch: RecordBatch) -> Result<RecordBatch> {
         // Strict casts: a value that does not convert fails the batch (and dead-letters it)
@@ -141,7 +133,7 @@ impl Transform for CastTransform {
                 None => Ok(c.clone()),
             })
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok(RecordBatch::try_new(self.output.clone(), cols)?)
+        Ok(RecordBatch::try_new(self.sig.output.clone(), cols)?)
     }
 }
 
@@ -149,9 +141,7 @@ impl Transform for CastTransform {
 /// becomes a string column.
 #[derive(Debug)]
 pub struct HashTransform {
-    label: String,
-    input: SchemaRef,
-    output: SchemaRef,
+    sig: Signature,
     hashed: Vec<bool>,
     salt: String,
 }
@@ -176,9 +166,11 @@ impl HashTransform {
             })
             .collect();
         Self {
-            label,
-            input,
-            output: Arc::new(Schema::new(fields)),
+            sig: Signature {
+                label,
+                input,
+                output: Arc::new(Schema::new(fields)),
+            },
             hashed,
             salt,
         }
@@ -213,12 +205,8 @@ impl HashTransform {
 }
 
 impl Transform for HashTransform {
-    fn label(&self) -> &str {
-        &self.label
-    }
-    fn output_schema(&self, input: &Schema) -> Result<SchemaRef> {
-        check_input(&self.label, &self.input, input)?;
-        Ok(self.output.clone())
+    fn signature(&self) -> &Signature {
+        &self.sig
     }
     fn apply(&self, batch: RecordBatch) -> Result<RecordBatch> {
         let cols = batch
@@ -233,7 +221,7 @@ impl Transform for HashTransform {
                 }
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(RecordBatch::try_new(self.output.clone(), cols)?)
+        Ok(RecordBatch::try_new(self.sig.output.clone(), cols)?)
     }
 }
 

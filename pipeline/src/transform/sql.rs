@@ -20,7 +20,7 @@ use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-use super::{BuildError, Transform, check_input};
+use super::{BuildError, Signature, Transform};
 use crate::error::Result;
 
 #[derive(Debug)]
@@ -37,12 +37,10 @@ enum Step {
 
 #[derive(Debug)]
 pub struct SqlTransform {
-    label: String,
-    input: SchemaRef,
+    sig: Signature,
     /// Columns of the input the plan reads (DataFusion prunes unused ones at the scan).
     leaf: Vec<usize>,
     steps: Vec<Step>,
-    output: SchemaRef,
 }
 
 fn session() -> SessionContext {
@@ -117,11 +115,13 @@ impl SqlTransform {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
-            label,
-            input,
+            sig: Signature {
+                label,
+                input,
+                output,
+            },
             leaf,
             steps,
-            output,
         })
     }
 }
@@ -136,13 +136,8 @@ fn explain(e: datafusion::error::DataFusionError, input: &Schema) -> BuildError 
 }
 
 impl Transform for SqlTransform {
-    fn label(&self) -> &str {
-        &self.label
-    }
-
-    fn output_schema(&self, input: &Schema) -> Result<SchemaRef> {
-        check_input(&self.label, &self.input, input)?;
-        Ok(self.output.clone())
+    fn signature(&self) -> &Signature {
+        &self.sig
     }
 
     fn apply(&self, batch: RecordBatch) -> Result<RecordBatch> {
