@@ -4,5 +4,6 @@ mod integration {
     mod bad_records;
     mod cli;
     mod demo;
+    mod partitions;
     mod resume;
 }
