@@ -52,37 +52,9 @@ async fn killed_run_resumes_without_loss_or_duplicates() {
     let p = TempProject::events("batch_size = 2000\n[pipelines.events.sink]\nflush_rows = 3000\n");
     let m = p.gen_events(60_000, 4, 0.01, 13);
     let bad = m.count("truncated") + m.count("wrong_type") + m.count("missing_field");
-    let log = p.path().join("lake/events/_delta_log");
-    let mut child = std::process::Command::new(tributary_bin())
-        .args(["--no-progress", "run"])
-        .current_dir(p.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(&p, std::process::Stdio::null());
     // Wait for a few commits, then kill without warning.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let commits = std::fs::read_dir(&log)
-            .map(|rd| {
-                rd.filter(|e| {
-                    e.as_ref()
-                        .unwrap()
-                        .path()
-                        .extension()
-                        .is_some_and(|x| x == "json")
-                })
-                .count()
-            })
-            .unwrap_or(0);
-        if commits >= 3 || Instant::now() > deadline {
-            break;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("the run finished before it could be killed ({status}); make the input larger");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_version(&p, 2, &mut child);
     child.kill().unwrap();
     child.wait().unwrap();
     let partial = p.count("SELECT count(*) FROM events").await;
@@ -116,18 +88,8 @@ async fn killed_run_resumes_without_loss_or_duplicates() {
 async fn interrupted_run_commits_what_it_read_and_the_next_run_continues() {
     let p = TempProject::events("batch_size = 2000\n[pipelines.events.sink]\nflush_rows = 4000\n");
     p.gen_events(60_000, 4, 0.0, 14);
-    let log = p.path().join("lake/events/_delta_log");
-    let child = std::process::Command::new(tributary_bin())
-        .args(["--no-progress", "run"])
-        .current_dir(p.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !log.join("00000000000000000002.json").exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let mut child = spawn_run(&p, std::process::Stdio::piped());
+    wait_for_version(&p, 2, &mut child);
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -159,4 +121,35 @@ async fn interrupted_run_commits_what_it_read_and_the_next_run_continues() {
         p.count("SELECT count(DISTINCT event_id) FROM events").await,
         60_000
     );
+}
+
+/// `tributary run` in the project, as a child process.
+fn spawn_run(p: &TempProject, out: std::process::Stdio) -> std::process::Child {
+    std::process::Command::new(tributary_bin())
+        .args(["--no-progress", "run"])
+        .current_dir(p.path())
+        .stdout(out)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until table `events` has reached `version` (a few commits into the run).
+fn wait_for_version(p: &TempProject, version: u32, child: &mut std::process::Child) {
+    let commit = p
+        .path()
+        .join(format!("lake/events/_delta_log/{version:020}.json"));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !commit.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "no commit {version} within 2 minutes"
+        );
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "the run finished ({status}) before commit {version} was seen; make the input larger"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
