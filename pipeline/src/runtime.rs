@@ -290,6 +290,7 @@ pub async fn run_pipeline(p: &Pipeline, lake: &Lake, opts: &RunOptions) -> Resul
     let started = Instant::now();
     let settings = WriterSettings {
         target_file_bytes: p.sink.target_file_bytes,
+        max_file_rows: p.sink.max_file_rows,
         row_group_rows: p.sink.row_group_rows,
         zstd_level: p.sink.zstd_level,
     };

@@ -32,6 +32,7 @@ pub enum BadRecordPolicy {
 #[derive(Debug, Clone)]
 pub struct SinkSettings {
     pub target_file_bytes: u64,
+    pub max_file_rows: u64,
     pub flush_rows: u64,
     pub flush_interval: std::time::Duration,
     pub row_group_rows: usize,
@@ -410,6 +411,7 @@ async fn validate_pipeline(
         max_record_bytes: *p.max_record_bytes.get_ref(),
         sink: SinkSettings {
             target_file_bytes: p.sink.target_file_mb.max(1) << 20,
+            max_file_rows: p.sink.max_file_rows.max(1),
             flush_rows: p.sink.flush_rows.max(1),
             flush_interval: std::time::Duration::from_secs(p.sink.flush_interval_secs.max(1)),
             row_group_rows: p.sink.row_group_rows.max(1024),

@@ -101,6 +101,9 @@ pub struct RawSink {
     /// Roll a data file at about this size (compressed).
     #[serde(default = "default_target_file_mb")]
     pub target_file_mb: u64,
+    /// Roll a data file at this many rows at most.
+    #[serde(default = "default_max_file_rows")]
+    pub max_file_rows: u64,
     /// Commit after this many rows (all open files are closed together).
     #[serde(default = "default_flush_rows")]
     pub flush_rows: u64,
@@ -119,6 +122,7 @@ impl Default for RawSink {
     fn default() -> Self {
         Self {
             target_file_mb: default_target_file_mb(),
+            max_file_rows: default_max_file_rows(),
             flush_rows: default_flush_rows(),
             flush_interval_secs: default_flush_interval_secs(),
             row_group_rows: default_row_group_rows(),
@@ -127,6 +131,9 @@ impl Default for RawSink {
     }
 }
 
+fn default_max_file_rows() -> u64 {
+    10_000_000
+}
 fn default_target_file_mb() -> u64 {
     128
 }

@@ -25,6 +25,8 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct WriterSettings {
     pub target_file_bytes: u64,
+    /// Files are closed once the shard's open files hold this many rows.
+    pub max_file_rows: u64,
     pub row_group_rows: usize,
     pub zstd_level: i32,
 }
@@ -52,33 +54,77 @@ struct Shard {
     rows: u64,
 }
 
-async fn shard_loop(mut writer: RecordBatchWriter, mut rx: mpsc::Receiver<ShardMsg>) {
+async fn shard_loop(
+    mut writer: RecordBatchWriter,
+    mut rx: mpsc::Receiver<ShardMsg>,
+    max_file_rows: u64,
+) {
     // The first write error is kept and reported at the next flush (which then commits
     // nothing): the data of a failed write must not be committed as if complete.
     let mut failed: Option<Error> = None;
+    // Files closed early by the row limit: written, not yet committed.
+    let mut closed: Vec<Add> = Vec::new();
+    let mut open_rows = 0u64;
     while let Some(msg) = rx.recv().await {
         match msg {
             ShardMsg::Write(part) => {
                 if failed.is_none()
-                    && let Err(e) = writer
-                        .write_partition(part.batch, &part.values, WriteMode::Default)
-                        .await
+                    && let Err(e) = write_capped(
+                        &mut writer,
+                        part,
+                        max_file_rows,
+                        &mut open_rows,
+                        &mut closed,
+                    )
+                    .await
                 {
-                    failed = Some(e.into());
+                    failed = Some(e);
                 }
             }
             ShardMsg::Flush(reply) => {
+                open_rows = 0;
                 let result = match failed.take() {
                     Some(e) => {
                         writer.reset();
+                        closed.clear();
                         Err(e)
                     }
-                    None => writer.flush().await.map_err(Error::from),
+                    None => writer.flush().await.map_err(Error::from).map(|mut adds| {
+                        adds.append(&mut closed);
+                        adds
+                    }),
                 };
                 let _ = reply.send(result);
             }
         }
     }
+}
+
+/// Writes a partition's rows, closing the shard's files whenever they reach
+/// `max_file_rows` (so no file holds more).
+async fn write_capped(
+    writer: &mut RecordBatchWriter,
+    part: PartBatch,
+    max_file_rows: u64,
+    open_rows: &mut u64,
+    closed: &mut Vec<Add>,
+) -> Result<()> {
+    let mut rest = part.batch;
+    while rest.num_rows() > 0 {
+        let room = max_file_rows.saturating_sub(*open_rows).max(1) as usize;
+        let n = room.min(rest.num_rows());
+        let head = rest.slice(0, n);
+        rest = rest.slice(n, rest.num_rows() - n);
+        writer
+            .write_partition(head, &part.values, WriteMode::Default)
+            .await?;
+        *open_rows += n as u64;
+        if *open_rows >= max_file_rows {
+            closed.extend(writer.flush().await?);
+            *open_rows = 0;
+        }
+    }
+    Ok(())
 }
 
 /// Writes one table: batches are encoded to Parquet by `shards` writers in parallel, and a
@@ -115,7 +161,7 @@ impl TableSink {
                 .with_target_file_size(settings.target_file_bytes);
             schema.get_or_insert_with(|| writer.arrow_schema());
             let (tx, rx) = mpsc::channel(4);
-            tokio::spawn(shard_loop(writer, rx));
+            tokio::spawn(shard_loop(writer, rx, settings.max_file_rows));
             list.push(Shard { tx, rows: 0 });
         }
         let schema = schema.ok_or_else(|| Error::Internal("a sink needs a shard".into()))?;

@@ -50,3 +50,22 @@ async fn day_hour_and_field_partitions_make_hive_folders_and_filter_right() {
     assert!(by_partition > 0);
     assert_eq!(by_partition, by_data);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_roll_at_max_file_rows() {
+    let p = TempProject::events("[pipelines.events.sink]\nmax_file_rows = 700\n");
+    p.gen_events(6000, 1, 0.0, 22);
+    let s = &p.run().await[0];
+    assert_eq!(s.records_written, 6000);
+    // No file over the limit, and the rows still all there, in one commit.
+    let table = p.lake().load("events").await.unwrap().unwrap();
+    let info = tributary::lake::table_info("events", &table).await.unwrap();
+    assert_eq!(info.rows, 6000);
+    assert_eq!(info.version, 1);
+    assert!(info.files >= 6000 / 700, "{} files", info.files);
+    let snapshot = table.snapshot().unwrap();
+    for f in snapshot.log_data().iter() {
+        let n = f.num_records().unwrap();
+        assert!(n <= 700, "a file of {n} rows");
+    }
+}
