@@ -340,6 +340,11 @@ pub async fn run_pipeline(p: &Pipeline, lake: &Lake, opts: &RunOptions) -> Resul
         };
         pending.dlq_offsets.insert(f.id.clone(), dlq_offset);
         if f.compression == tributary_connectors::file::Compression::None && offset >= f.size {
+            if offset > f.size {
+                // Files are append-only inputs: a shorter file was replaced, and its new
+                // content is not read again under the same name.
+                tracing::warn!(file = %f.id, offset, size = f.size, "file is shorter than its committed offset (replaced?); skipping it");
+            }
             summary.files_skipped += 1;
             continue;
         }
