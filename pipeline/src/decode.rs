@@ -7,7 +7,6 @@
 //! nothing for the safety.
 
 use std::ops::Range;
-use std::sync::Arc;
 
 use arrow::array::{Array, BooleanArray};
 use arrow::compute::{concat_batches, filter_record_batch, not, or};
@@ -65,10 +64,6 @@ impl NdjsonDecoder {
             required,
             max_record_bytes,
         }
-    }
-
-    pub fn schema(&self) -> &SchemaRef {
-        &self.schema
     }
 
     /// Decodes a chunk of whole lines. Bad records before `skip_bad_before` (already in the
@@ -388,14 +383,11 @@ pub fn required_fields(schema: &arrow::datatypes::Schema) -> Vec<String> {
         .collect()
 }
 
-pub fn schema_ref(s: arrow::datatypes::Schema) -> SchemaRef {
-    Arc::new(s)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use std::sync::Arc;
     use tributary_connectors::Position;
 
     fn decoder() -> NdjsonDecoder {

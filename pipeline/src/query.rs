@@ -78,10 +78,6 @@ impl QueryEngine {
         &self.tables
     }
 
-    pub fn context(&self) -> &SessionContext {
-        &self.ctx
-    }
-
     /// Runs a read-only statement (queries, EXPLAIN, SHOW, DESCRIBE).
     pub async fn sql(&self, sql: &str) -> Result<QueryResult> {
         let options = SQLOptions::new()

@@ -48,8 +48,6 @@ pub struct Pipeline {
     pub on_bad_record: BadRecordPolicy,
     pub source: SourceKind,
     pub transforms: Vec<Arc<dyn Transform>>,
-    /// Schema after the transforms (a subset of the table's record fields, castable to them).
-    pub output: SchemaRef,
     pub batch_size: usize,
     pub parallelism: usize,
     pub max_record_bytes: usize,
@@ -385,8 +383,8 @@ async fn validate_pipeline(
     if !diags.is_empty() {
         return Err(diags);
     }
-    let (Some(table), Some(input), Some(source), Some(output)) = (table, input, source, current)
-    else {
+    // `current` (the transforms' output) was checked against the table above.
+    let (Some(table), Some(input), Some(source), Some(_)) = (table, input, source, current) else {
         return Err(Diagnostics(vec![
             file.error(sp.span(), format!("pipeline `{name}` is invalid")),
         ]));
@@ -405,7 +403,6 @@ async fn validate_pipeline(
         on_bad_record,
         source,
         transforms,
-        output,
         batch_size: *p.batch_size.get_ref(),
         parallelism,
         max_record_bytes: *p.max_record_bytes.get_ref(),

@@ -112,11 +112,10 @@ impl Lake {
         match create.await {
             Ok(t) => Ok(t),
             // Another writer created it first: use theirs.
-            Err(_) if self.load(name).await?.is_some() => self
-                .load(name)
-                .await?
-                .ok_or_else(|| Error::Internal(format!("table `{name}` vanished"))),
-            Err(e) => Err(e.into()),
+            Err(e) => match self.load(name).await? {
+                Some(theirs) => Ok(theirs),
+                None => Err(e.into()),
+            },
         }
     }
 }

@@ -15,7 +15,6 @@
 pub mod infer;
 pub mod types;
 
-use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -115,7 +114,6 @@ pub struct TableSchema {
     pub fields: Vec<Field>,
     pub partitions: Vec<PartitionSpec>,
     pub file: SourceFile,
-    field_spans: Vec<Range<usize>>,
 }
 
 impl TableSchema {
@@ -154,7 +152,6 @@ impl TableSchema {
             );
         }
         let mut fields: Vec<Field> = Vec::new();
-        let mut field_spans = Vec::new();
         if raw.fields.get_ref().is_empty() {
             diags.push(file.error(raw.fields.span(), "a schema needs at least one field"));
         }
@@ -172,7 +169,6 @@ impl TableSchema {
             match types::parse_type(f.ty.get_ref()) {
                 Ok(t) => {
                     fields.push(Field::new(name, t, !f.required));
-                    field_spans.push(f.name.span());
                 }
                 Err(e) => {
                     // +1 skips the opening quote of the TOML string.
@@ -288,7 +284,6 @@ impl TableSchema {
             fields,
             partitions,
             file,
-            field_spans,
         })
     }
 
@@ -315,17 +310,6 @@ impl TableSchema {
 
     pub fn partition_columns(&self) -> Vec<String> {
         self.partitions.iter().map(|p| p.name.clone()).collect()
-    }
-
-    /// Where a field is declared, for diagnostics.
-    pub fn field_error(&self, name: &str, message: impl Into<String>) -> Diagnostic {
-        let span = self
-            .fields
-            .iter()
-            .position(|f| f.name() == name)
-            .map(|i| self.field_spans[i].clone())
-            .unwrap_or(0..0);
-        self.file.error(span, message)
     }
 }
 
