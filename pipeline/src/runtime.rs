@@ -27,7 +27,8 @@ use crate::lake::{self, Lake, PartBatch, TableSink, WriterSettings};
 use crate::schema::{PartitionSpec, PartitionTransform};
 use crate::transform::{Transform, apply_all};
 
-/// Bytes of input handed to one decode worker at a time.
+/// Bytes of input handed to one decode worker at a time (at most; `batch_size` caps the
+/// records).
 const CHUNK_BYTES: usize = 4 << 20;
 
 #[derive(Debug, Clone, Default)]
@@ -252,6 +253,7 @@ type Chunk = Result<(SourceBatch, u64)>;
 /// Reads the files in order from their committed offsets, on a thread of its own.
 fn spawn_reader(
     files: Vec<(InputFile, u64, u64)>,
+    batch_size: usize,
     tx: tokio::sync::mpsc::Sender<Chunk>,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<()> {
@@ -268,7 +270,7 @@ fn spawn_reader(
                 if stop.load(Ordering::Relaxed) {
                     return;
                 }
-                match reader.next_chunk(CHUNK_BYTES) {
+                match reader.next_chunk(CHUNK_BYTES, batch_size) {
                     Ok(Some(chunk)) => {
                         if tx.blocking_send(Ok((chunk, skip_bad_before))).is_err() {
                             return;
@@ -375,7 +377,7 @@ pub async fn run_pipeline(p: &Pipeline, lake: &Lake, opts: &RunOptions) -> Resul
 
     let progress = progress_bar(opts.progress, total_bytes);
     let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(p.parallelism * 2);
-    let reader = spawn_reader(work, tx, opts.stop.clone());
+    let reader = spawn_reader(work, p.batch_size, tx, opts.stop.clone());
     // Boxed (not stack-pinned) so that dropping it closes the channel and frees the reader.
     let mut stream = Box::pin(
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) })

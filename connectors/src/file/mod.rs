@@ -102,6 +102,9 @@ pub struct FileReader {
     /// Bytes read past the last complete line, carried into the next chunk.
     carry: Vec<u8>,
     eof: bool,
+    /// Average record size seen so far (0 until the first chunk): sizes reads so that a
+    /// chunk cut at `max_records` leaves little to carry over.
+    bytes_per_record: usize,
 }
 
 impl FileReader {
@@ -152,6 +155,7 @@ impl FileReader {
             offset,
             carry: Vec::new(),
             eof: false,
+            bytes_per_record: 0,
         })
     }
 
@@ -159,10 +163,22 @@ impl FileReader {
         &self.file
     }
 
-    /// The next chunk of about `target_bytes` of whole lines, or `None` at end of file.
-    /// A line longer than `target_bytes` is returned whole in its own chunk.
-    pub fn next_chunk(&mut self, target_bytes: usize) -> Result<Option<SourceBatch>> {
-        let target = target_bytes.max(1);
+    /// The next chunk of whole lines — about `target_bytes`, and at most `max_records`
+    /// lines — or `None` at end of file. A line longer than `target_bytes` is returned
+    /// whole in its own chunk.
+    pub fn next_chunk(
+        &mut self,
+        target_bytes: usize,
+        max_records: usize,
+    ) -> Result<Option<SourceBatch>> {
+        let max_records = max_records.max(1);
+        let mut target = target_bytes.max(1);
+        if self.bytes_per_record > 0 {
+            target = target.min(
+                self.bytes_per_record
+                    .saturating_mul(max_records.saturating_add(1)),
+            );
+        }
         let mut buf = std::mem::take(&mut self.carry);
         loop {
             if !self.eof && buf.len() < target {
@@ -176,10 +192,10 @@ impl FileReader {
                 continue;
             }
             // Cut after the last newline; at EOF the remainder is a final unterminated line.
-            let cut = if self.eof {
+            let mut cut = if self.eof {
                 buf.len()
             } else {
-                match memrchr(b'\n', &buf) {
+                match memchr::memrchr(b'\n', &buf) {
                     Some(i) => i + 1,
                     None => {
                         // A line longer than the chunk target: keep reading until it ends.
@@ -197,6 +213,15 @@ impl FileReader {
             if cut == 0 {
                 return Ok(None);
             }
+            let mut lines = 0;
+            for nl in memchr::memchr_iter(b'\n', &buf[..cut]) {
+                lines += 1;
+                if lines == max_records {
+                    cut = nl + 1;
+                    break;
+                }
+            }
+            self.bytes_per_record = cut / lines.max(1);
             self.carry = buf.split_off(cut);
             let start = Position {
                 partition: self.file.id.clone(),
@@ -234,10 +259,6 @@ impl FileReader {
     }
 }
 
-fn memrchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().rposition(|&b| b == needle)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,7 +267,7 @@ mod tests {
     fn read_all(file: &InputFile, offset: u64, chunk: usize) -> Vec<SourceBatch> {
         let mut r = FileReader::open(file, offset).unwrap();
         let mut out = Vec::new();
-        while let Some(b) = r.next_chunk(chunk).unwrap() {
+        while let Some(b) = r.next_chunk(chunk, usize::MAX).unwrap() {
             out.push(b);
         }
         out
@@ -280,6 +301,28 @@ mod tests {
             .flat_map(|c| c.records.clone())
             .collect();
         assert_eq!(rest, lines(100).as_bytes()[resume as usize..].to_vec());
+    }
+
+    #[test]
+    fn chunks_hold_at_most_max_records() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.ndjson"), lines(1000)).unwrap();
+        let cfg = FileSourceConfig {
+            path: "a.ndjson".into(),
+            base_dir: dir.path().into(),
+        };
+        let file = &cfg.list().unwrap()[0];
+        let mut r = FileReader::open(file, 0).unwrap();
+        let mut all = Vec::new();
+        let mut sizes = Vec::new();
+        while let Some(b) = r.next_chunk(1 << 20, 64).unwrap() {
+            sizes.push(b.records.iter().filter(|&&c| c == b'\n').count());
+            all.extend(b.records);
+        }
+        assert_eq!(String::from_utf8(all).unwrap(), lines(1000));
+        assert!(sizes.iter().all(|&n| n <= 64), "{sizes:?}");
+        assert_eq!(sizes.iter().sum::<usize>(), 1000);
+        assert_eq!(sizes.len(), 1000_usize.div_ceil(64));
     }
 
     #[test]
