@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls exactly this).
-# Needs: cargo (rustfmt, clippy) and python3 (the shared event generator, stdlib only).
+# Needs: cargo (rustfmt, clippy) and python3 with venv + pip (the shared event generator,
+# and moto: the S3- and Kinesis-compatible server the tests talk to, installed here into a
+# pinned venv outside the clone and started on 127.0.0.1 for the run).
 set -euo pipefail
 shopt -s inherit_errexit 2>/dev/null || true
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -12,6 +14,67 @@ export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 command -v python3 >/dev/null || { echo "python3 is needed by the tests (../shared/bench/gen_events.py)"; exit 1; }
 [ -f "$root/../shared/bench/gen_events.py" ] || { echo "../shared/bench/gen_events.py is missing beside the repo"; exit 1; }
 
+# The S3 + Kinesis server: moto in server mode, pinned, in a venv reused across runs.
+tools="${TRIBUTARY_TOOLS:-/var/tmp/tributary-tools}"
+venv="$tools/moto-5.2.5"
+if [ ! -x "$venv/bin/moto_server" ]; then
+  echo "== installing moto 5.2.5 into $venv"
+  mkdir -p "$tools"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check moto==5.2.5 flask flask-cors
+fi
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+moto_log="$(mktemp)"
+"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$moto_log" 2>&1 &
+moto_pid=$!
+log=""
+kin_pid=""
+kin_log=""
+cleanup() {
+  kill "$moto_pid" ${kin_pid:+"$kin_pid"} 2>/dev/null || true
+  rm -f "$moto_log" ${kin_log:+"$kin_log"} ${log:+"$log"}
+}
+trap cleanup EXIT
+for _ in $(seq 1 100); do
+  if python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/', timeout=1)" 2>/dev/null; then
+    break
+  fi
+  if ! kill -0 "$moto_pid" 2>/dev/null; then
+    echo "moto_server failed to start:"; cat "$moto_log"; exit 1
+  fi
+  sleep 0.1
+done
+python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/', timeout=2)" \
+  || { echo "moto_server is not answering on 127.0.0.1:$port"; cat "$moto_log"; exit 1; }
+echo "== S3/Kinesis server: moto 5.2.5 on 127.0.0.1:$port"
+export TRIBUTARY_TEST_AWS_ENDPOINT="http://127.0.0.1:$port"
+# Credentials for the local server only (moto accepts any).
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
+export AWS_EC2_METADATA_DISABLED=true
+
+# A second Kinesis implementation, kinesalite (npm, pinned), for resharding: moto's SplitShard
+# re-puts the parent's records into the children, which real Kinesis never does.
+command -v node >/dev/null || { echo "node/npm are needed by the tests (kinesalite)"; exit 1; }
+kin="$tools/kinesalite-3.3.3"
+if [ ! -d "$kin/node_modules/kinesalite" ]; then
+  echo "== installing kinesalite 3.3.3 into $kin"
+  mkdir -p "$kin"
+  (cd "$kin" && npm install --silent --no-audit --no-fund kinesalite@3.3.3)
+fi
+kport="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+kin_log="$(mktemp)"
+NODE_PATH="$kin/node_modules" node "$root/scripts/kinesalite.js" "$kport" >"$kin_log" 2>&1 &
+kin_pid=$!
+for _ in $(seq 1 100); do
+  grep -q listening "$kin_log" && break
+  kill -0 "$kin_pid" 2>/dev/null || { echo "kinesalite failed to start:"; cat "$kin_log"; exit 1; }
+  sleep 0.1
+done
+grep -q listening "$kin_log" || { echo "kinesalite did not start"; cat "$kin_log"; exit 1; }
+echo "== Kinesis server 2: kinesalite 3.3.3 on 127.0.0.1:$kport"
+export TRIBUTARY_TEST_KINESALITE_ENDPOINT="http://127.0.0.1:$kport"
+
 echo "== fmt"
 cargo fmt --all --check
 echo "== clippy"
@@ -20,7 +83,6 @@ echo "== build (the CLI tests run the real binary)"
 cargo build -p tributary --bins
 echo "== test"
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
 cargo test --workspace 2>&1 | tee "$log"
 # One closing line over all test binaries.
 awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, i }' "$log"

@@ -53,10 +53,34 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run pipelines (all of the config's, or the named ones) to the end of their input.
+    /// Run pipelines (all of the config's, or the named ones): files and S3 prefixes to the
+    /// end of their input, streams until Ctrl-C / SIGTERM (or --idle-exit).
     Run {
         /// Pipeline names; default all.
         pipelines: Vec<String>,
+        /// Stop once no new record has arrived for this many seconds (streams, polling S3).
+        #[arg(long, value_name = "SECS")]
+        idle_exit: Option<f64>,
+    },
+    /// Put NDJSON records on a Kinesis stream (PutRecords, failed records re-sent).
+    Send {
+        /// Stream name.
+        #[arg(long)]
+        stream: String,
+        /// NDJSON files or folders (plain, .gz, .zst).
+        files: Vec<PathBuf>,
+        /// Generate this many demo order events instead.
+        #[arg(long, value_name = "N", conflicts_with = "files")]
+        generate: Option<u64>,
+        /// JSON field used as the partition key (default: random).
+        #[arg(long, value_name = "FIELD")]
+        partition_key: Option<String>,
+        /// Pack N records into each Kinesis record in the KPL aggregation format.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        aggregate: usize,
+        /// Create the stream with N shards first if it does not exist.
+        #[arg(long, value_name = "N")]
+        create: Option<i32>,
     },
     /// Check config, schemas and transforms; runs nothing.
     Validate,
@@ -108,11 +132,17 @@ pub async fn execute(cli: Cli) -> Result<i32> {
             let config = load(&cli).await?;
             println!("{}: ok", config.path.display());
             for p in &config.pipelines {
-                let tributary_connectors::SourceKind::File(src) = &p.source;
-                let inputs = match src.list() {
-                    Ok(files) if files.is_empty() => format!("no files match `{}` yet", src.path),
-                    Ok(files) => format!("{} input files", files.len()),
-                    Err(e) => format!("input not listable: {e}"),
+                use tributary_connectors::SourceKind;
+                let inputs = match &p.source {
+                    SourceKind::File(src) => match src.list() {
+                        Ok(files) if files.is_empty() => {
+                            format!("no files match `{}` yet", src.path)
+                        }
+                        Ok(files) => format!("{} input files", files.len()),
+                        Err(e) => format!("input not listable: {e}"),
+                    },
+                    SourceKind::Kinesis(k) => format!("stream `{}`", k.stream),
+                    SourceKind::S3(s) => format!("objects under {}", s.url),
                 };
                 println!(
                     "  pipeline {:<16} {} ({inputs}) → table {} ({} transforms, on_bad_record = {:?}, partitions [{}])",
@@ -126,9 +156,13 @@ pub async fn execute(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
-        Command::Run { pipelines } => {
+        Command::Run {
+            pipelines,
+            idle_exit,
+        } => {
             let config = load(&cli).await?;
-            let summaries = run(&cli, &config, pipelines).await?;
+            let idle = idle_exit.map(|s| std::time::Duration::from_secs_f64(s.max(0.0)));
+            let summaries = run(&cli, &config, pipelines, idle).await?;
             for s in summaries {
                 println!("{s}");
             }
@@ -157,6 +191,31 @@ pub async fn execute(cli: Cli) -> Result<i32> {
                     write_result(&result, *format, &mut stdout.lock())?;
                 }
             }
+            Ok(0)
+        }
+        Command::Send {
+            stream,
+            files,
+            generate,
+            partition_key,
+            aggregate,
+            create,
+        } => {
+            let aws = if cli.config.exists() {
+                load(&cli).await?.storage.kinesis
+            } else {
+                Default::default()
+            };
+            let opts = crate::send::SendOptions {
+                stream: stream.clone(),
+                files: files.clone(),
+                generate: *generate,
+                partition_key: partition_key.clone(),
+                aggregate: *aggregate,
+                create_shards: *create,
+            };
+            let stats = crate::send::send(&aws, &opts).await?;
+            println!("{}", crate::send::describe(&stats));
             Ok(0)
         }
         Command::Tables => {
@@ -204,9 +263,9 @@ async fn load(cli: &Cli) -> Result<Config> {
 async fn open_lake(cli: &Cli) -> Result<Lake> {
     if cli.config.exists() {
         let config = load(cli).await?;
-        return Lake::open(&config.project.lake);
+        return Lake::open(&config.project.lake, &config.storage.s3).await;
     }
-    Lake::open(cli.lake.as_deref().unwrap_or("lake"))
+    Lake::open(cli.lake.as_deref().unwrap_or("lake"), &Default::default()).await
 }
 
 fn stop_on_ctrl_c() -> Arc<AtomicBool> {
@@ -221,17 +280,37 @@ fn stop_on_ctrl_c() -> Arc<AtomicBool> {
             }
         }
     });
+    // SIGTERM (service managers, `kill`) stops gracefully too.
+    #[cfg(unix)]
+    {
+        let s = stop.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            if let Ok(mut term) = signal(SignalKind::terminate())
+                && term.recv().await.is_some()
+            {
+                eprintln!("SIGTERM: finishing and committing what was read");
+                s.store(true, Ordering::Relaxed);
+            }
+        });
+    }
     stop
 }
 
-async fn run(cli: &Cli, config: &Config, names: &[String]) -> Result<Vec<RunSummary>> {
+async fn run(
+    cli: &Cli,
+    config: &Config,
+    names: &[String],
+    idle_exit: Option<std::time::Duration>,
+) -> Result<Vec<RunSummary>> {
     for n in names {
         config.pipeline(n).map_err(Error::Usage)?;
     }
-    let lake = Lake::open(&config.project.lake)?;
+    let lake = Lake::open(&config.project.lake, &config.storage.s3).await?;
     let opts = RunOptions {
         progress: !cli.no_progress,
         stop: stop_on_ctrl_c(),
+        idle_exit,
     };
     let mut out = Vec::new();
     for p in &config.pipelines {
@@ -246,12 +325,12 @@ async fn run(cli: &Cli, config: &Config, names: &[String]) -> Result<Vec<RunSumm
 /// Writes the `tributary tables` listing.
 pub async fn print_tables(lake: &Lake, out: &mut dyn Write) -> Result<()> {
     let io = |e| Error::io("cannot write output", e);
-    let names = lake.tables()?;
+    let names = lake.tables().await?;
     if names.is_empty() {
         writeln!(
             out,
             "no tables in {} yet: run a pipeline (`tributary run`)",
-            lake.root().display()
+            lake.display()
         )
         .map_err(io)?;
         return Ok(());
@@ -317,11 +396,11 @@ async fn demo(cli: &Cli, records: u64, files: usize) -> Result<()> {
         g.bytes as f64 / 1e6
     );
     let config = load(cli).await?;
-    let summaries = run(cli, &config, &["orders".to_string()]).await?;
+    let summaries = run(cli, &config, &["orders".to_string()], None).await?;
     for s in &summaries {
         println!("{s}");
     }
-    let lake = Lake::open(&config.project.lake)?;
+    let lake = Lake::open(&config.project.lake, &config.storage.s3).await?;
     let engine = QueryEngine::open(&lake).await?;
     let q = "SELECT dt, count(*) AS orders, round(sum(total_amount), 2) AS revenue, \
              sum(CASE WHEN value_band = 'high' THEN 1 ELSE 0 END) AS high_value \
@@ -342,9 +421,6 @@ async fn demo(cli: &Cli, records: u64, files: usize) -> Result<()> {
             &mut stdout.lock(),
         )?;
     }
-    println!(
-        "\nlake: {}   (try `tributary tables`)",
-        lake.root().display()
-    );
+    println!("\nlake: {}   (try `tributary tables`)", lake.display());
     Ok(())
 }

@@ -25,6 +25,8 @@ pub struct BadRecord {
     /// `transform`.
     pub kind: &'static str,
     pub reason: String,
+    /// The source's own id of the record (Kinesis `sequence[:sub-sequence]`), if it has one.
+    pub record_id: Option<String>,
 }
 
 /// The outcome of decoding one chunk.
@@ -94,6 +96,7 @@ impl NdjsonDecoder {
                             offset,
                             // Keep a prefix: enough to identify the record, bounded in size.
                             raw: line[..line.len().min(64 * 1024)].to_vec(),
+                            record_id: None,
                             kind: "too_large",
                             reason: format!(
                                 "record is {} bytes, over max_record_bytes = {}",
@@ -351,6 +354,7 @@ impl NdjsonDecoder {
             raw: data[line.range.clone()].to_vec(),
             kind,
             reason,
+            record_id: None,
         });
     }
 }
@@ -419,7 +423,8 @@ mod tests {
                 partition: "f".into(),
                 offset: 1000,
             },
-            end: 1000 + text.len() as u64,
+            end: tributary_connectors::Offset::Bytes(1000 + text.len() as u64),
+            ids: Vec::new(),
         }
     }
 

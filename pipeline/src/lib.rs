@@ -12,6 +12,7 @@ pub mod lake;
 pub mod query;
 pub mod runtime;
 pub mod schema;
+pub mod send;
 pub mod transform;
 
 pub use error::{Error, ErrorClass, Result};

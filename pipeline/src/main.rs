@@ -5,8 +5,8 @@ use tributary::error::Error;
 
 fn init_logging(cli: &Cli) {
     let default = match cli.verbose {
-        0 => "warn,tributary=info",
-        1 => "info,tributary=debug",
+        0 => "warn,tributary=info,tributary_connectors=info",
+        1 => "info,tributary=debug,tributary_connectors=debug",
         _ => "debug,tributary=trace",
     };
     let filter =

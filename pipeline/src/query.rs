@@ -53,9 +53,14 @@ impl QueryEngine {
     /// A session with every table of the lake registered.
     pub async fn open(lake: &Lake) -> Result<Self> {
         let ctx = SessionContext::new_with_config(session_config());
+        // Data files of an S3 lake are read through the lake's own store (its endpoint and
+        // credentials).
+        if let Some((url, store)) = lake.object_store() {
+            ctx.runtime_env().register_object_store(&url, store);
+        }
         let mut tables = Vec::new();
         let mut columns = Vec::new();
-        for name in lake.tables()? {
+        for name in lake.tables().await? {
             let Some(table) = lake.load(&name).await? else {
                 continue;
             };

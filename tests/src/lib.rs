@@ -1,6 +1,8 @@
 //! Helpers for Tributary's integration tests: temporary projects with their own lake, the
 //! shared benchmark generator, the `tributary` binary, and independent answer checks.
 
+pub mod aws;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -90,7 +92,9 @@ impl TempProject {
 
     pub async fn run(&self) -> Vec<RunSummary> {
         let config = self.config().await;
-        let lake = Lake::open(&config.project.lake).unwrap();
+        let lake = Lake::open(&config.project.lake, &config.storage.s3)
+            .await
+            .unwrap();
         let mut out = Vec::new();
         for p in &config.pipelines {
             out.push(
@@ -102,13 +106,17 @@ impl TempProject {
         out
     }
 
-    pub fn lake(&self) -> Lake {
-        Lake::open(self.path().join("lake").to_str().unwrap()).unwrap()
+    /// The project's lake (local or S3, as its config says).
+    pub async fn lake(&self) -> Lake {
+        let config = self.config().await;
+        Lake::open(&config.project.lake, &config.storage.s3)
+            .await
+            .unwrap()
     }
 
     /// Runs SQL and returns the rows as CSV lines (header first).
     pub async fn query_csv(&self, sql: &str) -> Vec<String> {
-        let engine = QueryEngine::open(&self.lake()).await.unwrap();
+        let engine = QueryEngine::open(&self.lake().await).await.unwrap();
         let result = engine.sql(sql).await.unwrap();
         let mut buf = Vec::new();
         tributary::query::write_result(&result, tributary::query::OutputFormat::Csv, &mut buf)

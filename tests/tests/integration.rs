@@ -4,6 +4,8 @@ mod integration {
     mod bad_records;
     mod cli;
     mod demo;
+    mod kinesis;
     mod partitions;
     mod resume;
+    mod s3;
 }

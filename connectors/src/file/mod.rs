@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use crate::{Error, Position, Result, SourceBatch};
+use crate::{Error, Offset, Position, Result, SourceBatch};
 
 /// Where a file source reads from; paths are resolved against the config file's folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,31 +114,50 @@ impl FileReader {
             path: file.path.display().to_string(),
             source,
         };
-        let f = File::open(&file.path).map_err(io_err)?;
+        let mut f = File::open(&file.path).map_err(io_err)?;
+        // Plain files seek; compressed ones decompress and skip up to the offset.
+        let skip = if file.compression == Compression::None {
+            use std::io::{Seek, SeekFrom};
+            f.seek(SeekFrom::Start(offset)).map_err(io_err)?;
+            0
+        } else {
+            offset
+        };
+        Self::from_read(file, Box::new(f), offset, skip)
+    }
+
+    /// Reads `raw` (the file's bytes as stored, already positioned `offset - skip` bytes
+    /// into the decompressed stream — plain inputs seek, compressed ones start at 0 and
+    /// skip) as chunks of lines. Used for local files and streamed S3 objects alike.
+    pub fn from_read(
+        file: &InputFile,
+        raw: Box<dyn Read + Send>,
+        offset: u64,
+        skip: u64,
+    ) -> Result<Self> {
+        let io_err = |source| Error::Io {
+            path: file.path.display().to_string(),
+            source,
+        };
         let mut reader: Box<dyn Read + Send> = match file.compression {
-            Compression::None => {
-                use std::io::{Seek, SeekFrom};
-                let mut f = f;
-                f.seek(SeekFrom::Start(offset)).map_err(io_err)?;
-                Box::new(BufReader::with_capacity(1 << 20, f))
-            }
+            Compression::None => Box::new(BufReader::with_capacity(1 << 20, raw)),
             Compression::Gzip => Box::new(BufReader::with_capacity(
                 1 << 20,
-                flate2::read::MultiGzDecoder::new(BufReader::new(f)),
+                flate2::read::MultiGzDecoder::new(BufReader::new(raw)),
             )),
             Compression::Zstd => Box::new(BufReader::with_capacity(
                 1 << 20,
-                zstd::stream::read::Decoder::new(f).map_err(io_err)?,
+                zstd::stream::read::Decoder::new(raw).map_err(io_err)?,
             )),
         };
-        if file.compression != Compression::None && offset > 0 {
-            let skipped = std::io::copy(&mut (&mut reader).take(offset), &mut std::io::sink())
+        if skip > 0 {
+            let skipped = std::io::copy(&mut (&mut reader).take(skip), &mut std::io::sink())
                 .map_err(|source| Error::Decompress {
                     path: file.path.display().to_string(),
                     offset,
                     source,
                 })?;
-            if skipped < offset {
+            if skipped < skip {
                 return Err(Error::Decompress {
                     path: file.path.display().to_string(),
                     offset,
@@ -231,7 +250,8 @@ impl FileReader {
             return Ok(Some(SourceBatch {
                 records: buf,
                 start,
-                end: self.offset,
+                end: Offset::Bytes(self.offset),
+                ids: Vec::new(),
             }));
         }
     }
@@ -295,7 +315,7 @@ mod tests {
             assert_eq!(*c.records.last().unwrap(), b'\n');
         }
         // Resume after the third chunk: exactly the rest.
-        let resume = chunks[2].end;
+        let resume = chunks[2].end.bytes();
         let rest: Vec<u8> = read_all(&files[0], resume, 50)
             .iter()
             .flat_map(|c| c.records.clone())
@@ -350,8 +370,8 @@ mod tests {
             let chunks = read_all(f, 0, 64);
             let all: Vec<u8> = chunks.iter().flat_map(|c| c.records.clone()).collect();
             assert_eq!(String::from_utf8(all).unwrap(), text);
-            let resumed = read_all(f, chunks[1].end, 64);
-            assert_eq!(resumed[0].start.offset, chunks[1].end);
+            let resumed = read_all(f, chunks[1].end.bytes(), 64);
+            assert_eq!(resumed[0].start.offset, chunks[1].end.bytes());
         }
     }
 }

@@ -3,6 +3,7 @@
 //! config that passes `tributary validate` cannot fail later on a name or a type.
 
 mod raw;
+mod source;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -15,8 +16,9 @@ use crate::diag::{Diagnostic, Diagnostics, SourceFile, did_you_mean};
 use crate::schema::{TableSchema, toml_error, types};
 use crate::transform::{self, BuildError, Transform, TransformSpec};
 use raw::{RawConfig, RawPipeline, RawTransform};
+use source::validate_aws;
 use tributary_connectors::SourceKind;
-use tributary_connectors::file::FileSourceConfig;
+use tributary_connectors::aws::{AwsSettings, parse_s3_url};
 
 /// What happens to a record that cannot be decoded or does not fit the schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,11 +70,19 @@ pub struct Project {
     pub schemas_dir: PathBuf,
 }
 
+/// How AWS services are reached (overrides of the standard AWS chain).
+#[derive(Debug, Clone, Default)]
+pub struct Storage {
+    pub s3: AwsSettings,
+    pub kinesis: AwsSettings,
+}
+
 #[derive(Debug)]
 pub struct Config {
     pub path: PathBuf,
     pub dir: PathBuf,
     pub project: Project,
+    pub storage: Storage,
     pub pipelines: Vec<Pipeline>,
 }
 
@@ -116,6 +126,10 @@ impl Config {
             }
         };
         let schemas_dir = dir.join(raw.project.schemas.get_ref());
+        let storage = Storage {
+            s3: validate_aws(&file, raw.storage.s3.as_ref(), &mut diags),
+            kinesis: validate_aws(&file, raw.storage.kinesis.as_ref(), &mut diags),
+        };
 
         let mut pipelines = Vec::new();
         for (name, p) in &raw.pipelines {
@@ -131,7 +145,7 @@ impl Config {
                 );
                 continue;
             }
-            match validate_pipeline(&file, &dir, &schemas_dir, name.get_ref(), p).await {
+            match validate_pipeline(&file, &dir, &schemas_dir, &storage, name.get_ref(), p).await {
                 Ok(p) => pipelines.push(p),
                 Err(d) => diags.0.extend(d.0),
             }
@@ -147,6 +161,7 @@ impl Config {
                 lake,
                 schemas_dir,
             },
+            storage,
             pipelines,
         })
     }
@@ -176,13 +191,16 @@ fn resolve_lake(dir: &Path, lake: &str) -> Result<String, (String, String)> {
     if let Some((scheme, _)) = lake.split_once("://") {
         return match scheme {
             "file" => Ok(lake.trim_start_matches("file://").to_string()),
-            "s3" | "s3a" => Err((
-                format!("lake `{lake}`: S3 lakes are not supported by this build yet"),
-                "use a local folder for now (S3 arrives with the Kinesis/S3 connectors)".into(),
-            )),
+            "s3" | "s3a" => match parse_s3_url(lake) {
+                Some((bucket, prefix)) => Ok(format!("s3://{bucket}/{prefix}")),
+                None => Err((
+                    format!("lake `{lake}` names no bucket"),
+                    "write it as s3://bucket/prefix".into(),
+                )),
+            },
             other => Err((
                 format!("lake URL scheme `{other}` is not supported"),
-                "use a local folder (\"lake\") or file:///absolute/path".into(),
+                "use a local folder (\"lake\"), file:///absolute/path or s3://bucket/prefix".into(),
             )),
         };
     }
@@ -219,6 +237,7 @@ async fn validate_pipeline(
     file: &SourceFile,
     dir: &Path,
     schemas_dir: &Path,
+    storage: &Storage,
     name: &str,
     sp: &Spanned<RawPipeline>,
 ) -> Result<Pipeline, Diagnostics> {
@@ -271,7 +290,7 @@ async fn validate_pipeline(
             BadRecordPolicy::Dlq
         }
     };
-    let source = match validate_source(file, dir, &p.source) {
+    let source = match source::validate_source(file, dir, storage, &p.source) {
         Ok(s) => Some(s),
         Err(d) => {
             diags.push(d);
@@ -431,41 +450,6 @@ fn list_schemas(dir: &Path) -> Vec<String> {
         .unwrap_or_default();
     v.sort();
     v
-}
-
-fn validate_source(
-    file: &SourceFile,
-    dir: &Path,
-    s: &Spanned<raw::RawSource>,
-) -> Result<SourceKind, Diagnostic> {
-    let src = s.get_ref();
-    match src.kind.get_ref().as_str() {
-        "file" => {
-            let Some(path) = &src.path else {
-                return Err(file
-                    .error(s.span(), "a file source needs `path`")
-                    .with_hint(
-                        "e.g. source = { type = \"file\", path = \"data/orders/*.ndjson\" }",
-                    ));
-            };
-            Ok(SourceKind::File(FileSourceConfig {
-                path: path.get_ref().clone(),
-                base_dir: dir.to_path_buf(),
-            }))
-        }
-        "kinesis" | "s3" => Err(file
-            .error(
-                src.kind.span(),
-                format!(
-                    "source type `{}` is not available in this build yet",
-                    src.kind.get_ref()
-                ),
-            )
-            .with_hint("use type = \"file\"")),
-        other => Err(file
-            .error(src.kind.span(), format!("unknown source type `{other}`"))
-            .with_hint(did_you_mean(other, ["file", "kinesis", "s3"]))),
-    }
 }
 
 const TRANSFORM_KEYS: &[(&str, &[&str])] = &[

@@ -12,6 +12,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub project: RawProject,
     #[serde(default)]
+    pub storage: RawStorage,
+    #[serde(default)]
     pub pipelines: BTreeMap<Spanned<String>, Spanned<RawPipeline>>,
 }
 
@@ -46,6 +48,32 @@ fn default_lake() -> Spanned<String> {
 }
 fn default_schemas() -> Spanned<String> {
     Spanned::new(0..0, "schemas".into())
+}
+
+/// How AWS services are reached; unset values come from the standard AWS chain
+/// (environment, profile, instance role).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStorage {
+    /// S3: the lake when it is `s3://…`, and S3 sources.
+    #[serde(default)]
+    pub s3: Option<Spanned<RawAws>>,
+    /// Kinesis sources and `tributary send`.
+    #[serde(default)]
+    pub kinesis: Option<Spanned<RawAws>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAws {
+    /// e.g. "http://127.0.0.1:5055" for a local S3/Kinesis-compatible server.
+    #[serde(default)]
+    pub endpoint: Option<Spanned<String>>,
+    #[serde(default)]
+    pub region: Option<Spanned<String>>,
+    /// Allow plain HTTP to `endpoint` (local servers only).
+    #[serde(default)]
+    pub allow_http: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -90,8 +118,36 @@ fn default_max_record_bytes() -> Spanned<usize> {
 pub struct RawSource {
     #[serde(rename = "type")]
     pub kind: Spanned<String>,
+    /// file: a glob or a directory.
     #[serde(default)]
     pub path: Option<Spanned<String>>,
+    /// kinesis: the stream name.
+    #[serde(default)]
+    pub stream: Option<Spanned<String>>,
+    /// kinesis: "trim_horizon" | "latest" | "at_timestamp" (with `timestamp`).
+    #[serde(default)]
+    pub start: Option<Spanned<String>>,
+    /// kinesis: RFC 3339 time for `start = "at_timestamp"`.
+    #[serde(default)]
+    pub timestamp: Option<Spanned<String>>,
+    /// kinesis: records per GetRecords call (1..=10000).
+    #[serde(default)]
+    pub max_records_per_call: Option<Spanned<i64>>,
+    /// kinesis: pause between polls of a caught-up shard.
+    #[serde(default)]
+    pub idle_poll_ms: Option<Spanned<u64>>,
+    /// kinesis: lease lifetime without renewal (shards shared between processes).
+    #[serde(default)]
+    pub lease_ttl_secs: Option<Spanned<u64>>,
+    /// kinesis: how often shards are listed again (splits and merges).
+    #[serde(default)]
+    pub discovery_interval_secs: Option<Spanned<u64>>,
+    /// s3: `s3://bucket/prefix/`.
+    #[serde(default)]
+    pub url: Option<Spanned<String>>,
+    /// s3: poll for new objects this often (0 = read what is there and stop).
+    #[serde(default)]
+    pub poll_interval_secs: Option<Spanned<u64>>,
 }
 
 /// When the sink closes files and commits.

@@ -5,77 +5,218 @@
 mod partition;
 mod sink;
 
+mod checkpoint;
+
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use deltalake::kernel::StructType;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::{DeltaTable, DeltaTableError};
+use object_store::ObjectStore;
+use object_store::path::Path as ObjectPath;
+use object_store::prefix::PrefixStore;
+use tributary_connectors::aws::{AwsSettings, parse_s3_url};
+use tributary_connectors::kinesis::LeaseStore;
 use url::Url;
+
+pub use checkpoint::{LakeCheckpoints, committed_offsets, offset_txns};
 
 pub use partition::{PartBatch, add_partition_columns, split_by_partition};
 pub use sink::{CommitStats, TableSink, WriterSettings, dlq_batch, dlq_schema};
 
 use crate::error::{Error, Result};
 
-#[derive(Debug, Clone)]
+/// Where the lake lives.
+#[derive(Clone)]
+enum Location {
+    Local(PathBuf),
+    /// `store` is the bucket's root store; tables live under `prefix`.
+    S3 {
+        bucket: String,
+        prefix: String,
+        store: Arc<dyn ObjectStore>,
+    },
+}
+
+#[derive(Clone)]
 pub struct Lake {
-    root: PathBuf,
+    location: Location,
+}
+
+impl std::fmt::Debug for Lake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Lake({})", self.display())
+    }
 }
 
 impl Lake {
-    /// A lake rooted at a local folder (created if missing).
-    pub fn open(location: &str) -> Result<Self> {
-        let root = PathBuf::from(location);
+    /// A lake at a local folder (created if missing) or at `s3://bucket/prefix` (reached
+    /// with `s3`, the standard AWS chain plus overrides).
+    pub async fn open(location: &str, s3: &AwsSettings) -> Result<Self> {
+        if let Some((bucket, prefix)) = parse_s3_url(location) {
+            let store = tributary_connectors::aws::s3_store(&bucket, s3).await?;
+            return Ok(Self {
+                location: Location::S3 {
+                    bucket,
+                    prefix,
+                    store,
+                },
+            });
+        }
+        let root = PathBuf::from(location.trim_start_matches("file://"));
         std::fs::create_dir_all(&root)
             .map_err(|e| Error::io(format!("cannot create lake folder {}", root.display()), e))?;
         let root = std::fs::canonicalize(&root).unwrap_or(root);
-        Ok(Self { root })
+        Ok(Self {
+            location: Location::Local(root),
+        })
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// The lake's location, for messages.
+    pub fn display(&self) -> String {
+        match &self.location {
+            Location::Local(p) => p.display().to_string(),
+            Location::S3 { bucket, prefix, .. } => format!("s3://{bucket}/{prefix}"),
+        }
     }
 
-    pub fn table_path(&self, name: &str) -> PathBuf {
-        self.root.join(name)
+    /// The object path of `name` under an S3 lake's prefix.
+    fn s3_path(prefix: &str, name: &str) -> ObjectPath {
+        if prefix.is_empty() {
+            ObjectPath::from(name)
+        } else {
+            ObjectPath::from(format!("{prefix}/{name}"))
+        }
     }
 
     pub fn table_url(&self, name: &str) -> Result<Url> {
-        let path = self.table_path(name);
-        std::fs::create_dir_all(&path)
-            .map_err(|e| Error::io(format!("cannot create table folder {}", path.display()), e))?;
-        Url::from_directory_path(&path)
-            .map_err(|_| Error::Internal(format!("not an absolute path: {}", path.display())))
+        match &self.location {
+            Location::Local(root) => {
+                let path = root.join(name);
+                std::fs::create_dir_all(&path).map_err(|e| {
+                    Error::io(format!("cannot create table folder {}", path.display()), e)
+                })?;
+                Url::from_directory_path(&path).map_err(|_| {
+                    Error::Internal(format!("not an absolute path: {}", path.display()))
+                })
+            }
+            Location::S3 { bucket, prefix, .. } => {
+                Url::parse(&format!("s3://{bucket}/{}/", Self::s3_path(prefix, name)))
+                    .map_err(|e| Error::Internal(format!("table URL: {e}")))
+            }
+        }
+    }
+
+    /// For DataFusion: the URL prefix data files are read under, and its store (`None` for
+    /// local lakes, which DataFusion reads by itself).
+    pub fn object_store(&self) -> Option<(Url, Arc<dyn ObjectStore>)> {
+        match &self.location {
+            Location::Local(_) => None,
+            Location::S3 { bucket, store, .. } => Url::parse(&format!("s3://{bucket}"))
+                .ok()
+                .map(|u| (u, store.clone())),
+        }
+    }
+
+    /// Where a pipeline's shard leases live: `<lake>/_tributary/leases/<pipeline>/`.
+    pub fn lease_store(&self, pipeline: &str) -> Result<LeaseStore> {
+        match &self.location {
+            Location::Local(root) => {
+                let fs = object_store::local::LocalFileSystem::new_with_prefix(root)?;
+                Ok(LeaseStore::new(
+                    Arc::new(fs),
+                    ObjectPath::from(format!("_tributary/leases/{pipeline}")),
+                ))
+            }
+            Location::S3 { prefix, store, .. } => Ok(LeaseStore::new(
+                store.clone(),
+                Self::s3_path(prefix, &format!("_tributary/leases/{pipeline}")),
+            )),
+        }
     }
 
     /// Names of the Delta tables in the lake, sorted.
-    pub fn tables(&self) -> Result<Vec<String>> {
+    pub async fn tables(&self) -> Result<Vec<String>> {
         let mut names = BTreeSet::new();
-        let rd = match std::fs::read_dir(&self.root) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-            Err(e) => return Err(Error::io(format!("cannot list {}", self.root.display()), e)),
-        };
-        for entry in rd.flatten() {
-            if entry.path().join("_delta_log").is_dir()
-                && let Some(n) = entry.file_name().to_str()
-            {
-                names.insert(n.to_string());
+        match &self.location {
+            Location::Local(root) => {
+                let rd = match std::fs::read_dir(root) {
+                    Ok(rd) => rd,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+                    Err(e) => {
+                        return Err(Error::io(format!("cannot list {}", root.display()), e));
+                    }
+                };
+                for entry in rd.flatten() {
+                    if entry.path().join("_delta_log").is_dir()
+                        && let Some(n) = entry.file_name().to_str()
+                    {
+                        names.insert(n.to_string());
+                    }
+                }
+            }
+            Location::S3 { prefix, store, .. } => {
+                let root = (!prefix.is_empty()).then(|| ObjectPath::from(prefix.as_str()));
+                let listing = store.list_with_delimiter(root.as_ref()).await?;
+                for dir in listing.common_prefixes {
+                    let Some(name) = dir.filename().map(str::to_string) else {
+                        continue;
+                    };
+                    if name.starts_with('_') {
+                        continue;
+                    }
+                    if self.has_log(&name).await? {
+                        names.insert(name);
+                    }
+                }
             }
         }
         Ok(names.into_iter().collect())
     }
 
+    async fn has_log(&self, name: &str) -> Result<bool> {
+        match &self.location {
+            Location::Local(root) => Ok(root.join(name).join("_delta_log").is_dir()),
+            Location::S3 { prefix, store, .. } => {
+                let log = Self::s3_path(prefix, &format!("{name}/_delta_log"));
+                let listing = store.list_with_delimiter(Some(&log)).await?;
+                Ok(!listing.objects.is_empty() || !listing.common_prefixes.is_empty())
+            }
+        }
+    }
+
+    /// A handle on a table's location (not loaded).
+    fn handle(&self, name: &str) -> Result<DeltaTable> {
+        let url = self.table_url(name)?;
+        match &self.location {
+            Location::Local(_) => Ok(deltalake::DeltaTableBuilder::from_url(url)?.build()?),
+            Location::S3 { prefix, store, .. } => {
+                // The default log store commits with a create-only put (`If-None-Match: *`),
+                // which the S3 server enforces: no lock service, no unsafe rename.
+                let prefixed: Arc<dyn ObjectStore> =
+                    Arc::new(PrefixStore::new(store.clone(), Self::s3_path(prefix, name)));
+                let log_store = deltalake::logstore::default_logstore(
+                    prefixed,
+                    store.clone(),
+                    &url,
+                    &deltalake::logstore::StorageConfig::default(),
+                );
+                Ok(DeltaTable::new(log_store))
+            }
+        }
+    }
+
     /// Opens an existing table; `None` if there is none of that name.
     pub async fn load(&self, name: &str) -> Result<Option<DeltaTable>> {
-        if !self.table_path(name).join("_delta_log").is_dir() {
+        if !self.has_log(name).await? {
             return Ok(None);
         }
-        let url = self.table_url(name)?;
-        match deltalake::open_table(url).await {
-            Ok(t) => Ok(Some(t)),
+        let mut table = self.handle(name)?;
+        match table.load().await {
+            Ok(()) => Ok(Some(table)),
             Err(DeltaTableError::NotATable(_)) => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -100,7 +241,7 @@ impl Lake {
             ))
         })?;
         // Built, not loaded: there is no log yet to load.
-        let table = deltalake::DeltaTableBuilder::from_url(self.table_url(name)?)?.build()?;
+        let table = self.handle(name)?;
         let mut create = table
             .create()
             .with_table_name(name)

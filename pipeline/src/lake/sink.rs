@@ -285,6 +285,12 @@ impl TableSink {
     pub fn table(&self) -> &DeltaTable {
         &self.table
     }
+
+    /// Brings the table's view up to its latest commit (other writers' commits included).
+    pub async fn refresh(&mut self) -> Result<()> {
+        self.table.update_state().await?;
+        Ok(())
+    }
 }
 
 /// Columns of every dead-letter table.
@@ -296,6 +302,8 @@ pub fn dlq_schema() -> SchemaRef {
         Field::new("error_kind", DataType::Utf8, false),
         Field::new("error", DataType::Utf8, false),
         Field::new("raw", DataType::Utf8, false),
+        // The source's id of the record (Kinesis `sequence[:sub-sequence]`); null for files.
+        Field::new("record_id", DataType::Utf8, true),
         Field::new(
             "dead_lettered_at",
             DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
@@ -324,6 +332,9 @@ pub fn dlq_batch(pipeline: &str, bad: &[BadRecord], schema: &SchemaRef) -> Resul
         Arc::new(StringArray::from_iter_values(
             bad.iter()
                 .map(|b| String::from_utf8_lossy(&b.raw).into_owned()),
+        )),
+        Arc::new(StringArray::from_iter(
+            bad.iter().map(|b| b.record_id.as_deref()),
         )),
         Arc::new(TimestampMicrosecondArray::from(vec![now; n]).with_timezone("UTC")),
     ];

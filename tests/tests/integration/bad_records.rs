@@ -60,7 +60,9 @@ async fn drop_policy_counts_and_fail_policy_stops() {
     assert_eq!(s.records_written, 3000);
     assert!(
         !p.lake()
+            .await
             .tables()
+            .await
             .unwrap()
             .contains(&"events_dlq".to_string())
     );
@@ -68,7 +70,7 @@ async fn drop_policy_counts_and_fail_policy_stops() {
     let p = TempProject::events("on_bad_record = \"fail\"");
     p.gen_events(3000, 1, 0.05, 3);
     let config = p.config().await;
-    let lake = p.lake();
+    let lake = p.lake().await;
     let err = tributary::runtime::run_pipeline(&config.pipelines[0], &lake, &Default::default())
         .await
         .unwrap_err();

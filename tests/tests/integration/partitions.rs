@@ -58,7 +58,7 @@ async fn files_roll_at_max_file_rows() {
     let s = &p.run().await[0];
     assert_eq!(s.records_written, 6000);
     // No file over the limit, and the rows still all there, in one commit.
-    let table = p.lake().load("events").await.unwrap().unwrap();
+    let table = p.lake().await.load("events").await.unwrap().unwrap();
     let info = tributary::lake::table_info("events", &table).await.unwrap();
     assert_eq!(info.rows, 6000);
     assert_eq!(info.version, 1);
