@@ -116,6 +116,25 @@ impl LeaseStore {
         }
     }
 
+    /// The highest epoch of `shard` in the store.
+    async fn latest_epoch(&self, shard: &str) -> Result<Option<u64>> {
+        let dir = self.prefix.clone().join(shard);
+        let objects: Vec<_> = self.store.list(Some(&dir)).try_collect().await?;
+        Ok(objects
+            .iter()
+            .filter_map(|o| o.location.filename()?.strip_suffix(".json")?.parse().ok())
+            .max())
+    }
+
+    /// Creates epoch `epoch` and checks it is the latest: old epochs get pruned, so a
+    /// holder that fell far behind could otherwise re-create a pruned one and think it won.
+    async fn claim(&self, shard: &str, epoch: u64, record: &LeaseRecord) -> Result<bool> {
+        if !self.create(shard, epoch, record).await? {
+            return Ok(false);
+        }
+        Ok(self.latest_epoch(shard).await? == Some(epoch))
+    }
+
     /// Removes epochs of `shard` older than `keep_from` (housekeeping; failures ignored).
     async fn prune(&self, shard: &str, keep_from: u64) {
         for epoch in keep_from.saturating_sub(8)..keep_from {
@@ -191,7 +210,7 @@ impl Leases {
             owner: self.owner.clone(),
             expires_ms: now_ms() + ttl_ms,
         };
-        if self.store.create(shard, next, &rec).await? {
+        if self.store.claim(shard, next, &rec).await? {
             self.held.insert(shard.to_string(), next);
             self.store.prune(shard, next).await;
             Ok(true)
@@ -209,7 +228,7 @@ impl Leases {
                 owner: self.owner.clone(),
                 expires_ms: now_ms() + ttl_ms,
             };
-            if self.store.create(&shard, epoch + 1, &rec).await? {
+            if self.store.claim(&shard, epoch + 1, &rec).await? {
                 self.held.insert(shard.clone(), epoch + 1);
                 self.store.prune(&shard, epoch + 1).await;
             } else {
