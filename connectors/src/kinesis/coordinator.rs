@@ -96,10 +96,10 @@ impl StreamSource {
     }
 
     /// Stops everything and gives the leases up: call after the final commit.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         self.stop();
         self.task.abort();
-        let _ = self.task.await;
+        let _ = (&mut self.task).await;
         if let Some(l) = self.leases.lock().await.as_mut() {
             let held: Vec<String> = l.held.keys().cloned().collect();
             for s in held {
@@ -108,6 +108,15 @@ impl StreamSource {
                 }
             }
         }
+    }
+}
+
+/// A source dropped without `shutdown` (its run failed) stops too, leaving its leases to
+/// expire: no coordinator outlives its run.
+impl Drop for StreamSource {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.abort();
     }
 }
 

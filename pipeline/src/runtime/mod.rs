@@ -286,7 +286,7 @@ async fn run_once(
                 Some(leases),
                 p.parallelism * 2,
             );
-            source_stop = Some(source.stop_handle());
+            source_stop = Some(StopOnDrop(source.stop_handle()));
             forward = Some(forward_stream(source, tx));
         }
     }
@@ -429,9 +429,7 @@ async fn run_once(
         }
     }
     // Stop the readers before the final flush, whatever happened.
-    if let Some(s) = &source_stop {
-        s.store(true, Ordering::Relaxed);
-    }
+    drop(source_stop);
     drop(stream);
     if let Some(r) = reader {
         let _ = r.join();
@@ -460,6 +458,16 @@ async fn run_once(
     }
     progress.finish_and_clear();
     result
+}
+
+/// Stops a stream source's readers however `run_once` ends (an early `?` included), so
+/// none outlives its run.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 enum Step {
