@@ -2,6 +2,7 @@
 //! shared benchmark generator, the `tributary` binary, and independent answer checks.
 
 pub mod aws;
+pub mod fault;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -253,3 +253,39 @@ async fn two_processes_share_the_shards_exactly_once() {
         "both processes read shards:\n--- a\n{la}\n--- b\n{lb}"
     );
 }
+
+/// Every other GetRecords and every third PutRecords call is throttled by a proxy in front of
+/// the server: the reader and the producer back off and retry, and nothing is lost or doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_is_survived() {
+    let stream = unique("throttled");
+    let client = kinesis().await;
+    create_stream(&client, &stream, 2).await;
+    let put = tributary_tests::fault::FaultProxy::start(
+        &tributary_tests::aws::endpoint(),
+        &["PutRecords"],
+        3,
+    );
+    let get = tributary_tests::fault::FaultProxy::start(
+        &tributary_tests::aws::endpoint(),
+        &["GetRecords"],
+        2,
+    );
+    let storage = |e: &str| {
+        format!(
+            "[storage.kinesis]\nendpoint = \"{e}\"\nallow_http = true\nregion = \"us-east-1\"\n"
+        )
+    };
+    let sender = project_on(&storage(&put.endpoint), &stream, "");
+    sender.gen_events(4000, 1, 0.0, 36);
+    send(&sender, &stream, &["data"]);
+    assert!(put.injected.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    let p = project_on(&storage(&get.endpoint), &stream, "");
+    std::fs::create_dir_all(p.data_dir()).unwrap();
+    for f in ndjson_files(&sender.data_dir()) {
+        std::fs::copy(&f, p.data_dir().join(f.file_name().unwrap())).unwrap();
+    }
+    finish(spawn_run(&p, "4"));
+    assert!(get.injected.load(std::sync::atomic::Ordering::Relaxed) >= 2);
+    assert_exactly_once(&p, &good_ids(&p)).await;
+}
