@@ -84,7 +84,7 @@ fn serve(
         reader.read_exact(&mut body)?;
         let op = target.rsplit('.').next().unwrap_or("");
         if operations.iter().any(|o| o.eq_ignore_ascii_case(op))
-            && seen.fetch_add(1, Ordering::Relaxed) % every == 0
+            && seen.fetch_add(1, Ordering::Relaxed).is_multiple_of(every)
         {
             injected.fetch_add(1, Ordering::Relaxed);
             let msg = br#"{"__type":"ProvisionedThroughputExceededException","message":"Rate exceeded for shard (injected by the test proxy)"}"#;
