@@ -246,7 +246,12 @@ impl Lake {
             .create()
             .with_table_name(name)
             .with_columns(kernel.fields().cloned())
-            .with_partition_columns(partitions.iter().cloned());
+            .with_partition_columns(partitions.iter().cloned())
+            // Version 0 or nothing: retried at a later version, a losing create would commit
+            // a second CREATE over the winner's table.
+            .with_commit_properties(
+                deltalake::kernel::transaction::CommitProperties::default().with_max_retries(0),
+            );
         if let Some(d) = description {
             create = create.with_comment(d);
         }
