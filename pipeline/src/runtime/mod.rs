@@ -66,13 +66,17 @@ impl RunSummary {
 impl std::fmt::Display for RunSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "pipeline {} → table {}", self.pipeline, self.table)?;
-        writeln!(
-            f,
-            "  input      {} files ({} already complete), {:.1} MB",
-            self.files,
-            self.files_skipped,
-            self.bytes_read as f64 / 1e6
-        )?;
+        if self.files > 0 || self.bytes_read == 0 {
+            writeln!(
+                f,
+                "  input      {} files ({} already complete), {:.1} MB",
+                self.files,
+                self.files_skipped,
+                self.bytes_read as f64 / 1e6
+            )?;
+        } else {
+            writeln!(f, "  input      {:.1} MB", self.bytes_read as f64 / 1e6)?;
+        }
         writeln!(f, "  read       {} records", self.records_read)?;
         writeln!(f, "  written    {} records", self.records_written)?;
         if self.records_filtered > 0 {
