@@ -72,9 +72,11 @@ pub(super) fn spawn_reader(
     poll: Option<Poll>,
     batch_size: usize,
     tx: mpsc::Sender<Msg>,
-    stop: Arc<AtomicBool>,
+    stops: [Arc<AtomicBool>; 2],
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
+        // Stopped by the user (Ctrl-C / SIGTERM) or by the run (idle, error).
+        let stopped = || stops.iter().any(|s| s.load(Ordering::Relaxed));
         let read_one = |w: &Work| -> bool {
             let mut reader = match opener.open(&w.file, w.offset) {
                 Ok(r) => r,
@@ -84,7 +86,7 @@ pub(super) fn spawn_reader(
                 }
             };
             loop {
-                if stop.load(Ordering::Relaxed) {
+                if stopped() {
                     return false;
                 }
                 match reader.next_chunk(CHUNK_BYTES, batch_size) {
@@ -112,7 +114,7 @@ pub(super) fn spawn_reader(
         loop {
             let until = std::time::Instant::now() + poll.interval;
             while std::time::Instant::now() < until {
-                if stop.load(Ordering::Relaxed) {
+                if stopped() {
                     return;
                 }
                 std::thread::sleep(Duration::from_millis(100));

@@ -214,6 +214,8 @@ async fn run_once(
     let mut reader = None;
     let mut forward = None;
     let mut source_stop = None;
+    // Set when this run ends (whatever the cause), so the file/S3 reader thread ends too.
+    let reader_stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
     match &p.source {
         SourceKind::File(_) | SourceKind::S3(_) => {
             let (files, opener, poll) = match &p.source {
@@ -272,7 +274,7 @@ async fn run_once(
                 poll,
                 p.batch_size,
                 tx,
-                opts.stop.clone(),
+                [opts.stop.clone(), reader_stop.0.clone()],
             ));
         }
         SourceKind::Kinesis(k) => {
@@ -434,6 +436,7 @@ async fn run_once(
     }
     // Stop the readers before the final flush, whatever happened.
     drop(source_stop);
+    drop(reader_stop);
     drop(stream);
     if let Some(r) = reader {
         let _ = r.join();

@@ -183,3 +183,47 @@ async fn concurrent_writers_on_s3_lose_nothing() {
         4000
     );
 }
+
+/// With `poll_interval_secs`, a running pipeline picks up objects that arrive later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_source_polls_for_new_objects() {
+    let (bucket, store) = bucket().await;
+    let config = format!(
+        "[project]\nlake = \"lake\"\n\n{}\n[pipelines.events]\ntable = \"events\"\nsource = {{ type = \"s3\", url = \"s3://{bucket}/in\", poll_interval_secs = 1 }}\n[pipelines.events.sink]\nflush_interval_secs = 1\n",
+        storage_toml()
+    );
+    let p = TempProject::new(&config, &[("events", EVENTS_SCHEMA)]);
+    p.gen_events(2000, 2, 0.0, 24);
+    let files = ndjson_files(&p.data_dir());
+    let put = |i: usize| {
+        let (store, f) = (store.clone(), files[i].clone());
+        async move {
+            store
+                .put(
+                    &ObjectPath::from(format!("in/{i}.ndjson")),
+                    PutPayload::from(std::fs::read(f).unwrap()),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    put(0).await;
+    let child = std::process::Command::new(tributary_tests::tributary_bin())
+        .current_dir(p.path())
+        .args(["run", "--no-progress", "--idle-exit", "5"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    put(1).await;
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("new object"), "{log}");
+    assert_eq!(p.count("SELECT count(*) FROM events").await, 2000);
+    assert_eq!(
+        p.count("SELECT count(DISTINCT event_id) FROM events").await,
+        2000
+    );
+}
