@@ -55,6 +55,8 @@ pub struct RunSummary {
     pub data_files: usize,
     pub bytes_written: u64,
     pub elapsed: Duration,
+    /// Streams: per shard, user records read and the last MillisBehindLatest.
+    pub shards: std::collections::BTreeMap<String, (u64, i64)>,
 }
 
 impl RunSummary {
@@ -105,6 +107,12 @@ impl std::fmt::Display for RunSummary {
             self.bytes_written as f64 / 1e6,
             self.commits
         )?;
+        for (shard, (records, behind)) in &self.shards {
+            writeln!(
+                f,
+                "  shard      {shard}: {records} records, {behind} ms behind latest"
+            )?;
+        }
         write!(
             f,
             "  elapsed    {:.2} s ({:.0} records/s)",
@@ -461,6 +469,13 @@ async fn run_once(
     if let Some(f) = forward
         && let Ok(source) = f.await
     {
+        if let Ok(m) = source.metrics.lock() {
+            for (shard, m) in m.iter() {
+                let e = summary.shards.entry(shard.clone()).or_default();
+                e.0 += m.records.load(Ordering::Relaxed);
+                e.1 = m.millis_behind.load(Ordering::Relaxed);
+            }
+        }
         source.shutdown().await;
     }
     progress.finish_and_clear();

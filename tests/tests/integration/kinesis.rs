@@ -105,6 +105,8 @@ async fn four_shards_end_up_in_the_lake_exactly_once() {
     let out = finish(spawn_run(&p, "3"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("written    8000 records"), "{stdout}");
+    // Per-shard figures in the summary, one line per shard.
+    assert_eq!(stdout.matches("ms behind latest").count(), 4, "{stdout}");
     let want = good_ids(&p);
     assert_exactly_once(&p, &want).await;
     assert_eq!(p.count("SELECT count(*) FROM events_dlq").await, bad as i64);
