@@ -107,6 +107,9 @@ impl StreamSource {
                     tracing::warn!(shard = %s, error = %e, "cannot release lease");
                 }
             }
+            if let Err(e) = l.store.retire(&l.owner).await {
+                tracing::warn!(error = %e, "cannot withdraw worker heartbeat");
+            }
         }
     }
 }

@@ -158,6 +158,20 @@ impl LeaseStore {
         Ok(())
     }
 
+    /// Withdraws `owner` from the live workers (on a clean stop), so the others take over
+    /// its share at once instead of after its heartbeat expires.
+    pub async fn retire(&self, owner: &str) -> Result<()> {
+        let path = self
+            .prefix
+            .clone()
+            .join("_workers")
+            .join(format!("{owner}.json").as_str());
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Workers whose heartbeat has not expired (stale ones are deleted).
     pub async fn live_workers(&self) -> Result<Vec<String>> {
         let dir = self.prefix.clone().join("_workers");
