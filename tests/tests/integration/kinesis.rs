@@ -291,3 +291,40 @@ async fn throttling_is_survived() {
     assert!(get.injected.load(std::sync::atomic::Ordering::Relaxed) >= 2);
     assert_exactly_once(&p, &good_ids(&p)).await;
 }
+
+/// A worker killed with its leases held: another takes the shards over once the leases
+/// expire, resumes after the committed positions, and delivers everything exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_of_a_killed_worker_are_taken_over() {
+    let stream = unique("takeover");
+    let client = kinesis().await;
+    create_stream(&client, &stream, 2).await;
+    let p = project(&stream, "");
+    p.gen_events(6000, 2, 0.0, 37);
+    let files = ndjson_files(&p.data_dir());
+    send(&p, &stream, &[files[0].to_str().unwrap()]);
+    let mut a = spawn_run(&p, "60");
+    // Let it commit some, then kill it without warning: its leases stay held.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let lake = p.lake().await;
+        if let Some(t) = lake.load("events").await.unwrap()
+            && t.version().unwrap_or(0) >= 1
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no commit from the first worker"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    a.kill().unwrap();
+    a.wait().unwrap();
+    send(&p, &stream, &[files[1].to_str().unwrap()]);
+    // The lease TTL is 6 s: the second worker waits for it, then reads on.
+    let out = finish(spawn_run(&p, "10"));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("lease acquired"), "{log}");
+    assert_exactly_once(&p, &good_ids(&p)).await;
+}
