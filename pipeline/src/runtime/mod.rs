@@ -324,11 +324,20 @@ async fn run_once(
     });
 
     let progress = progress_bar(opts.progress && !stream_mode, total_bytes);
+    // When records last arrived from the source (ms since `t0`), for --idle-exit.
+    let t0 = Instant::now();
+    let arrived = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let arrived_w = arrived.clone();
     // Boxed (not stack-pinned) so that dropping it closes the channel and frees the reader.
     let mut stream = Box::pin(
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) })
-            .map(|msg| {
+            .map(move |msg| {
                 let stage = stage.clone();
+                if let Msg::Chunk(c, _) = &msg
+                    && !c.records.is_empty()
+                {
+                    arrived_w.store(t0.elapsed().as_millis() as u64, Ordering::Relaxed);
+                }
                 async move {
                     match msg {
                         Msg::Chunk(chunk, skip) => {
@@ -347,6 +356,8 @@ async fn run_once(
 
     let mut last_flush = Instant::now();
     let mut last_data = Instant::now();
+    // Idle: the source is stopped, and what it already read is processed and committed.
+    let mut draining = false;
     let mut result: Result<Outcome> = Ok(Outcome::Done);
     let mut commit_in_hand = true;
     loop {
@@ -435,11 +446,18 @@ async fn run_once(
             .await?;
             last_flush = Instant::now();
         }
+        let last_arrival = t0 + Duration::from_millis(arrived.load(Ordering::Relaxed));
         if let Some(idle) = opts.idle_exit
+            && !draining
             && last_data.elapsed() >= idle
+            && last_arrival.elapsed() >= idle
         {
-            tracing::info!(pipeline = %p.name, "no new records for {idle:?}; stopping");
-            break;
+            tracing::info!(pipeline = %p.name, "no new records for {idle:?}; finishing what was read");
+            draining = true;
+            reader_stop.0.store(true, Ordering::Relaxed);
+            if let Some(s) = &source_stop {
+                s.0.store(true, Ordering::Relaxed);
+            }
         }
     }
     // Stop the readers before the final flush, whatever happened.
