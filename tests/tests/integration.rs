@@ -1,6 +1,7 @@
 //! Tributary's integration tests: one binary, one module per capability.
 
 mod integration {
+    mod athena;
     mod bad_records;
     mod cli;
     mod demo;

@@ -1,6 +1,9 @@
 //! SQL over the lake: every Delta table in the lake registered by name in one DataFusion
 //! session (partition pruning and file statistics via the Delta table provider).
 
+mod athena;
+mod unnest;
+
 use std::io::Write;
 use std::sync::Arc;
 
@@ -53,6 +56,7 @@ impl QueryEngine {
     /// A session with every table of the lake registered.
     pub async fn open(lake: &Lake) -> Result<Self> {
         let ctx = SessionContext::new_with_config(session_config());
+        athena::register(&ctx);
         // Data files of an S3 lake are read through the lake's own store (its endpoint and
         // credentials).
         if let Some((url, store)) = lake.object_store() {
@@ -89,6 +93,8 @@ impl QueryEngine {
             .with_allow_ddl(false)
             .with_allow_dml(false)
             .with_allow_statements(false);
+        let rewritten = unnest::rewrite(sql);
+        let sql = rewritten.as_deref().unwrap_or(sql);
         let df = self
             .ctx
             .sql_with_options(sql, options)
