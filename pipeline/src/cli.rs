@@ -92,6 +92,16 @@ pub enum Command {
         /// Write the result to a file instead of stdout.
         #[arg(long, short)]
         output: Option<PathBuf>,
+        /// Cancel the query after this many seconds (default: query.timeout_secs).
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<f64>,
+        /// Cancel the query once it would read more than this many MB (default:
+        /// query.max_scanned_mb).
+        #[arg(long, value_name = "MB")]
+        max_scanned_mb: Option<u64>,
+        /// Print rows, bytes scanned and time on stderr.
+        #[arg(long)]
+        stats: bool,
     },
     /// List the lake's tables: rows, files, bytes, partitions, last commit.
     Tables,
@@ -172,10 +182,27 @@ pub async fn execute(cli: Cli) -> Result<i32> {
             sql,
             format,
             output,
+            timeout,
+            max_scanned_mb,
+            stats,
         } => {
-            let lake = open_lake(&cli).await?;
-            let engine = QueryEngine::open(&lake).await?;
+            let (lake, mut limits) = open_lake_and_limits(&cli).await?;
+            if let Some(t) = timeout {
+                limits.timeout = Some(std::time::Duration::from_secs_f64(t.max(0.001)));
+            }
+            if let Some(mb) = max_scanned_mb {
+                limits.max_bytes_scanned = (*mb > 0).then(|| mb.saturating_mul(1 << 20));
+            }
+            let engine = QueryEngine::open_with(&lake, &limits).await?;
             let result = engine.sql(sql).await?;
+            if *stats {
+                eprintln!(
+                    "{} rows, {} scanned, {:.3} s",
+                    result.num_rows(),
+                    human_bytes(result.bytes_scanned),
+                    result.elapsed.as_secs_f64()
+                );
+            }
             match output {
                 Some(path) => {
                     let mut f = std::fs::File::create(path)
@@ -257,6 +284,18 @@ async fn load(cli: &Cli) -> Result<Config> {
     Config::load(&cli.config, cli.lake.as_deref())
         .await
         .map_err(Error::Config)
+}
+
+/// The lake and query limits of the config if there is one (else `--lake` or `./lake`, no
+/// limits).
+async fn open_lake_and_limits(cli: &Cli) -> Result<(Lake, crate::query::QueryLimits)> {
+    if cli.config.exists() {
+        let config = load(cli).await?;
+        let lake = Lake::open(&config.project.lake, &config.storage.s3).await?;
+        return Ok((lake, config.query));
+    }
+    let lake = Lake::open(cli.lake.as_deref().unwrap_or("lake"), &Default::default()).await?;
+    Ok((lake, Default::default()))
 }
 
 /// The lake of the config if there is one, else `--lake`, else `./lake`.

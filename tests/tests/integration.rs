@@ -7,6 +7,7 @@ mod integration {
     mod demo;
     mod kinesis;
     mod partitions;
+    mod query_limits;
     mod resume;
     mod s3;
 }

@@ -83,6 +83,7 @@ pub struct Config {
     pub dir: PathBuf,
     pub project: Project,
     pub storage: Storage,
+    pub query: crate::query::QueryLimits,
     pub pipelines: Vec<Pipeline>,
 }
 
@@ -162,6 +163,14 @@ impl Config {
                 schemas_dir,
             },
             storage,
+            query: crate::query::QueryLimits {
+                memory_bytes: (raw.query.memory_mb > 0)
+                    .then(|| (raw.query.memory_mb as usize).saturating_mul(1 << 20)),
+                timeout: (raw.query.timeout_secs > 0)
+                    .then(|| std::time::Duration::from_secs(raw.query.timeout_secs)),
+                max_bytes_scanned: (raw.query.max_scanned_mb > 0)
+                    .then(|| raw.query.max_scanned_mb.saturating_mul(1 << 20)),
+            },
             pipelines,
         })
     }

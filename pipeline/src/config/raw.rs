@@ -14,6 +14,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub storage: RawStorage,
     #[serde(default)]
+    pub query: RawQuery,
+    #[serde(default)]
     pub pipelines: BTreeMap<Spanned<String>, Spanned<RawPipeline>>,
 }
 
@@ -48,6 +50,38 @@ fn default_lake() -> Spanned<String> {
 }
 fn default_schemas() -> Spanned<String> {
     Spanned::new(0..0, "schemas".into())
+}
+
+/// Limits on every query (CLI, REPL, servers), like an Athena workgroup's.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuery {
+    /// Memory for a query's operators; sorts and aggregations spill to disk beyond it.
+    #[serde(default = "default_query_memory_mb")]
+    pub memory_mb: u64,
+    /// Cancel a query after this long (0 = never).
+    #[serde(default = "default_query_timeout_secs")]
+    pub timeout_secs: u64,
+    /// Cancel a query once it would read more than this from the lake (0 = no cap).
+    #[serde(default)]
+    pub max_scanned_mb: u64,
+}
+
+impl Default for RawQuery {
+    fn default() -> Self {
+        Self {
+            memory_mb: default_query_memory_mb(),
+            timeout_secs: default_query_timeout_secs(),
+            max_scanned_mb: 0,
+        }
+    }
+}
+
+fn default_query_memory_mb() -> u64 {
+    4096
+}
+fn default_query_timeout_secs() -> u64 {
+    1800
 }
 
 /// How AWS services are reached; unset values come from the standard AWS chain

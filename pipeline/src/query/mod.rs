@@ -2,10 +2,12 @@
 //! session (partition pruning and file statistics via the Delta table provider).
 
 mod athena;
+mod scan;
 mod unnest;
 
 use std::io::Write;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -16,8 +18,23 @@ use crate::diag::did_you_mean;
 use crate::error::{Error, Result};
 use crate::lake::Lake;
 
+/// Per-query limits, like an Athena workgroup's.
+#[derive(Debug, Clone, Default)]
+pub struct QueryLimits {
+    /// Memory for a query's operators (sorts and aggregations spill to disk beyond it).
+    pub memory_bytes: Option<usize>,
+    /// The query is cancelled after this long.
+    pub timeout: Option<std::time::Duration>,
+    /// The query is cancelled once it would read more than this from the lake.
+    pub max_bytes_scanned: Option<u64>,
+}
+
 pub struct QueryEngine {
     ctx: SessionContext,
+    limits: QueryLimits,
+    meter: Arc<scan::ScanMeter>,
+    /// Partition columns per table, for SHOW PARTITIONS.
+    partitions: std::collections::HashMap<String, Vec<String>>,
     tables: Vec<String>,
     /// Every column name of every table, for "did you mean" on unknown columns.
     columns: Vec<String>,
@@ -38,6 +55,9 @@ pub enum OutputFormat {
 pub struct QueryResult {
     pub schema: SchemaRef,
     pub batches: Vec<RecordBatch>,
+    /// Bytes read from the lake's data files.
+    pub bytes_scanned: u64,
+    pub elapsed: std::time::Duration,
 }
 
 impl QueryResult {
@@ -53,22 +73,32 @@ pub fn session_config() -> SessionConfig {
 }
 
 impl QueryEngine {
-    /// A session with every table of the lake registered.
+    /// A session with every table of the lake registered, without limits.
     pub async fn open(lake: &Lake) -> Result<Self> {
-        let ctx = SessionContext::new_with_config(session_config());
-        athena::register(&ctx);
-        // Data files of an S3 lake are read through the lake's own store (its endpoint and
-        // credentials).
-        if let Some((url, store)) = lake.object_store() {
-            ctx.runtime_env().register_object_store(&url, store);
+        Self::open_with(lake, &QueryLimits::default()).await
+    }
+
+    /// A session with every table of the lake registered, under `limits`.
+    pub async fn open_with(lake: &Lake, limits: &QueryLimits) -> Result<Self> {
+        let mut rt = datafusion::execution::runtime_env::RuntimeEnvBuilder::new();
+        if let Some(m) = limits.memory_bytes {
+            rt = rt.with_memory_limit(m, 1.0);
         }
+        let ctx = SessionContext::new_with_config_rt(session_config(), rt.build_arc()?);
+        athena::register(&ctx);
+        let meter = Arc::new(scan::ScanMeter::default());
         let mut tables = Vec::new();
+        let mut partitions = std::collections::HashMap::new();
         let mut columns = Vec::new();
         for name in lake.tables().await? {
             let Some(table) = lake.load(&name).await? else {
                 continue;
             };
             table.update_datafusion_session(&ctx.state())?;
+            partitions.insert(
+                name.clone(),
+                table.snapshot()?.metadata().partition_columns().to_vec(),
+            );
             let provider = table.table_provider().await?;
             columns.extend(provider.schema().fields().iter().map(|f| f.name().clone()));
             ctx.register_table(name.as_str(), provider)?;
@@ -76,8 +106,26 @@ impl QueryEngine {
         }
         columns.sort();
         columns.dedup();
+        // Data files are read through a store that counts (and caps) the bytes scanned: the
+        // lake's own for S3 (its endpoint and credentials), the local file system otherwise.
+        let (url, store): (url::Url, Arc<dyn object_store::ObjectStore>) = match lake.object_store()
+        {
+            Some(s) => s,
+            None => (
+                url::Url::parse("file://")
+                    .map_err(|e| Error::Internal(format!("file URL: {e}")))?,
+                Arc::new(object_store::local::LocalFileSystem::new()),
+            ),
+        };
+        ctx.runtime_env().register_object_store(
+            &url,
+            Arc::new(scan::MeteredStore::new(store, meter.clone())),
+        );
         Ok(Self {
             ctx,
+            limits: limits.clone(),
+            meter,
+            partitions,
             tables,
             columns,
         })
@@ -93,21 +141,89 @@ impl QueryEngine {
             .with_allow_ddl(false)
             .with_allow_dml(false)
             .with_allow_statements(false);
-        let rewritten = unnest::rewrite(sql);
+        let started = std::time::Instant::now();
+        let shown = self.show_partitions(sql)?;
+        let rewritten = shown.or_else(|| unnest::rewrite(sql));
         let sql = rewritten.as_deref().unwrap_or(sql);
-        let df = self
-            .ctx
-            .sql_with_options(sql, options)
-            .await
-            .map_err(|e| self.explain(e))?;
-        let schema = Arc::new(df.schema().as_arrow().clone());
-        let batches = df.collect().await.map_err(|e| self.explain(e))?;
-        Ok(QueryResult { schema, batches })
+        self.meter.read.store(0, Ordering::Relaxed);
+        self.meter.limit.store(
+            self.limits.max_bytes_scanned.unwrap_or(0),
+            Ordering::Relaxed,
+        );
+        let run = async {
+            let df = self
+                .ctx
+                .sql_with_options(sql, options)
+                .await
+                .map_err(|e| self.explain(e))?;
+            let schema = Arc::new(df.schema().as_arrow().clone());
+            let batches = df.collect().await.map_err(|e| self.explain(e))?;
+            Ok::<_, Error>((schema, batches))
+        };
+        let (schema, batches) = match self.limits.timeout {
+            Some(t) => tokio::time::timeout(t, run).await.map_err(|_| {
+                Error::Query(format!(
+                    "query cancelled: it ran longer than {} s (query.timeout_secs)",
+                    t.as_secs_f64()
+                ))
+            })??,
+            None => run.await?,
+        };
+        Ok(QueryResult {
+            schema,
+            batches,
+            bytes_scanned: self.meter.read.load(Ordering::Relaxed),
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// `SHOW PARTITIONS t` (Athena's): the table's distinct partition values, as a query.
+    fn show_partitions(&self, sql: &str) -> Result<Option<String>> {
+        let words: Vec<&str> = sql
+            .trim()
+            .trim_end_matches(';')
+            .split_whitespace()
+            .collect();
+        let [show, parts, table] = words.as_slice() else {
+            return Ok(None);
+        };
+        if !show.eq_ignore_ascii_case("show") || !parts.eq_ignore_ascii_case("partitions") {
+            return Ok(None);
+        }
+        let table = table.trim_matches('"');
+        let Some(cols) = self.partitions.get(table) else {
+            return Err(Error::Query(format!(
+                "table `{table}` not found in the lake: {}",
+                did_you_mean(table, self.tables.iter().map(|s| s.as_str()))
+            )));
+        };
+        if cols.is_empty() {
+            return Err(Error::Query(format!("table `{table}` is not partitioned")));
+        }
+        let list = cols
+            .iter()
+            .map(|c| format!("\"{c}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Ok(Some(format!(
+            "SELECT DISTINCT {list} FROM \"{table}\" ORDER BY {list}"
+        )))
     }
 
     /// DataFusion's error, with the lake's table names suggested for an unknown table.
     fn explain(&self, e: datafusion::error::DataFusionError) -> Error {
         let msg = e.strip_backtrace();
+        // A limit hit deep in a scan: report the limit, not the stack of wrappers around it.
+        if let Some(i) = msg.find("query cancelled:") {
+            let text = &msg[i..];
+            let end = text.find(')').map(|j| j + 1).unwrap_or(text.len());
+            return Error::Query(text[..end].to_string());
+        }
+        if msg.contains("Resources exhausted") {
+            return Error::Query(format!(
+                "query cancelled: it needs more memory than query.memory_mb allows ({msg})"
+            ));
+        }
         if let Some(rest) = msg.split("table '").nth(1)
             && msg.contains("not found")
         {
