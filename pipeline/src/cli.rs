@@ -103,6 +103,18 @@ pub enum Command {
         #[arg(long)]
         stats: bool,
     },
+    /// Interactive SQL over the lake (history, multi-line, \\d); runs stdin if piped.
+    Sql {
+        #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
+    /// Serve the query API over HTTP (Athena-shaped; bearer token from [server] or
+    /// TRIBUTARY_TOKEN).
+    Serve {
+        /// Address to listen on (default [server] bind, 127.0.0.1:8484).
+        #[arg(long)]
+        bind: Option<std::net::SocketAddr>,
+    },
     /// List the lake's tables: rows, files, bytes, partitions, last commit.
     Tables,
     /// Schema tools.
@@ -243,6 +255,58 @@ pub async fn execute(cli: Cli) -> Result<i32> {
             };
             let stats = crate::send::send(&aws, &opts).await?;
             println!("{}", crate::send::describe(&stats));
+            Ok(0)
+        }
+        Command::Sql { format } => {
+            if *format == OutputFormat::Parquet {
+                return Err(Error::Usage("the prompt writes table, csv or json".into()));
+            }
+            let (lake, limits) = open_lake_and_limits(&cli).await?;
+            let engine = QueryEngine::open_with(&lake, &limits).await?;
+            let history = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("."))
+                .join(".tributary_history");
+            crate::repl::run(engine, *format, history).await
+        }
+        Command::Serve { bind } => {
+            let (lake, limits, server) = if cli.config.exists() {
+                let config = load(&cli).await?;
+                let lake = Lake::open(&config.project.lake, &config.storage.s3).await?;
+                (lake, config.query, config.server)
+            } else {
+                let lake =
+                    Lake::open(cli.lake.as_deref().unwrap_or("lake"), &Default::default()).await?;
+                let server = crate::config::ServerConfig {
+                    bind: std::net::SocketAddr::from(([127, 0, 0, 1], 8484)),
+                    token_env: "TRIBUTARY_TOKEN".into(),
+                    concurrency: 4,
+                    reuse_results: None,
+                };
+                (lake, Default::default(), server)
+            };
+            let token = std::env::var(&server.token_env)
+                .ok()
+                .filter(|t| !t.trim().is_empty())
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "the query API needs a bearer token: set the environment variable {} (clients send `Authorization: Bearer <token>`)",
+                        server.token_env
+                    ))
+                })?;
+            let stop = stop_on_ctrl_c();
+            let shutdown = async move {
+                while !stop.load(Ordering::Relaxed) {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+            };
+            let settings = crate::server::ServerSettings {
+                bind: bind.unwrap_or(server.bind),
+                token: token.trim().to_string(),
+                concurrency: server.concurrency,
+                reuse_max_age: server.reuse_results,
+            };
+            crate::server::serve(lake, limits, settings, shutdown).await?;
             Ok(0)
         }
         Command::Tables => {

@@ -10,9 +10,11 @@ pub mod diag;
 pub mod error;
 pub mod lake;
 pub mod query;
+pub mod repl;
 pub mod runtime;
 pub mod schema;
 pub mod send;
+pub mod server;
 pub mod transform;
 
 pub use error::{Error, ErrorClass, Result};

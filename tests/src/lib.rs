@@ -3,6 +3,7 @@
 
 pub mod aws;
 pub mod fault;
+pub mod http;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

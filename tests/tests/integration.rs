@@ -8,6 +8,8 @@ mod integration {
     mod kinesis;
     mod partitions;
     mod query_limits;
+    mod repl;
     mod resume;
     mod s3;
+    mod server;
 }

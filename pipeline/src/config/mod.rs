@@ -77,6 +77,16 @@ pub struct Storage {
     pub kinesis: AwsSettings,
 }
 
+/// `[server]`: where the query API listens and how it is guarded.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub bind: std::net::SocketAddr,
+    /// Environment variable holding the bearer token (read when the server starts).
+    pub token_env: String,
+    pub concurrency: usize,
+    pub reuse_results: Option<std::time::Duration>,
+}
+
 #[derive(Debug)]
 pub struct Config {
     pub path: PathBuf,
@@ -84,6 +94,7 @@ pub struct Config {
     pub project: Project,
     pub storage: Storage,
     pub query: crate::query::QueryLimits,
+    pub server: ServerConfig,
     pub pipelines: Vec<Pipeline>,
 }
 
@@ -127,6 +138,43 @@ impl Config {
             }
         };
         let schemas_dir = dir.join(raw.project.schemas.get_ref());
+        let server = {
+            let r = &raw.server;
+            let bind = r.bind.get_ref().parse().unwrap_or_else(|e| {
+                diags.push(
+                    file.error(
+                        r.bind.span(),
+                        format!("`{}` is not an address: {e}", r.bind.get_ref()),
+                    )
+                    .with_hint("e.g. bind = \"127.0.0.1:8484\""),
+                );
+                std::net::SocketAddr::from(([127, 0, 0, 1], 8484))
+            });
+            let token_env = match &r.token {
+                None => "TRIBUTARY_TOKEN".to_string(),
+                Some(t) => match t
+                    .get_ref()
+                    .strip_prefix("${env:")
+                    .and_then(|x| x.strip_suffix('}'))
+                {
+                    Some(name) => name.to_string(),
+                    None => {
+                        diags.push(
+                            file.error(t.span(), "the server token is written inline")
+                                .with_hint("reference it: token = \"${env:TRIBUTARY_TOKEN}\" (secrets never go in config files)"),
+                        );
+                        String::new()
+                    }
+                },
+            };
+            ServerConfig {
+                bind,
+                token_env,
+                concurrency: r.concurrency.max(1),
+                reuse_results: (r.reuse_results_secs > 0)
+                    .then(|| std::time::Duration::from_secs(r.reuse_results_secs)),
+            }
+        };
         let storage = Storage {
             s3: validate_aws(&file, raw.storage.s3.as_ref(), &mut diags),
             kinesis: validate_aws(&file, raw.storage.kinesis.as_ref(), &mut diags),
@@ -171,6 +219,7 @@ impl Config {
                 max_bytes_scanned: (raw.query.max_scanned_mb > 0)
                     .then(|| raw.query.max_scanned_mb.saturating_mul(1 << 20)),
             },
+            server,
             pipelines,
         })
     }

@@ -16,6 +16,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub query: RawQuery,
     #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
     pub pipelines: BTreeMap<Spanned<String>, Spanned<RawPipeline>>,
 }
 
@@ -50,6 +52,42 @@ fn default_lake() -> Spanned<String> {
 }
 fn default_schemas() -> Spanned<String> {
     Spanned::new(0..0, "schemas".into())
+}
+
+/// `tributary serve`: the HTTP query API.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// Address to listen on; loopback unless set otherwise.
+    #[serde(default = "default_server_bind")]
+    pub bind: Spanned<String>,
+    /// Bearer token, as "${env:NAME}" (default: the TRIBUTARY_TOKEN environment variable).
+    #[serde(default)]
+    pub token: Option<Spanned<String>>,
+    /// Queries running at once; more wait in a queue.
+    #[serde(default = "default_server_concurrency")]
+    pub concurrency: usize,
+    /// Identical query text within this many seconds reuses the earlier results (0 = never).
+    #[serde(default)]
+    pub reuse_results_secs: u64,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self {
+            bind: default_server_bind(),
+            token: None,
+            concurrency: default_server_concurrency(),
+            reuse_results_secs: 0,
+        }
+    }
+}
+
+fn default_server_bind() -> Spanned<String> {
+    Spanned::new(0..0, "127.0.0.1:8484".into())
+}
+fn default_server_concurrency() -> usize {
+    4
 }
 
 /// Limits on every query (CLI, REPL, servers), like an Athena workgroup's.

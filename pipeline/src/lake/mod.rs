@@ -121,21 +121,25 @@ impl Lake {
         }
     }
 
-    /// Where a pipeline's shard leases live: `<lake>/_tributary/leases/<pipeline>/`.
-    pub fn lease_store(&self, pipeline: &str) -> Result<LeaseStore> {
+    /// The lake's own bookkeeping area `<lake>/_tributary/<area>/` (leases, query history,
+    /// query results), as a store and the path prefix within it.
+    pub fn meta_store(&self, area: &str) -> Result<(Arc<dyn ObjectStore>, ObjectPath)> {
         match &self.location {
             Location::Local(root) => {
                 let fs = object_store::local::LocalFileSystem::new_with_prefix(root)?;
-                Ok(LeaseStore::new(
-                    Arc::new(fs),
-                    ObjectPath::from(format!("_tributary/leases/{pipeline}")),
-                ))
+                Ok((Arc::new(fs), ObjectPath::from(format!("_tributary/{area}"))))
             }
-            Location::S3 { prefix, store, .. } => Ok(LeaseStore::new(
+            Location::S3 { prefix, store, .. } => Ok((
                 store.clone(),
-                Self::s3_path(prefix, &format!("_tributary/leases/{pipeline}")),
+                Self::s3_path(prefix, &format!("_tributary/{area}")),
             )),
         }
+    }
+
+    /// Where a pipeline's shard leases live: `<lake>/_tributary/leases/<pipeline>/`.
+    pub fn lease_store(&self, pipeline: &str) -> Result<LeaseStore> {
+        let (store, prefix) = self.meta_store(&format!("leases/{pipeline}"))?;
+        Ok(LeaseStore::new(store, prefix))
     }
 
     /// Names of the Delta tables in the lake, sorted.

@@ -1,0 +1,298 @@
+//! `tributary serve`: the query API shaped like Athena's, over HTTP (axum).
+//!
+//! Start a query (an id comes back at once), poll its state and statistics, page through
+//! its results (≤ 1,000 rows a page, JSON or Arrow IPC; CSV download), cancel it, list the
+//! history. Every `/v1` call needs `Authorization: Bearer <token>` (401 without, 403 with a
+//! wrong one); the token is never logged. `/openapi.json` describes the API.
+
+mod openapi;
+pub mod service;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::{Error, Result};
+use crate::lake::Lake;
+use crate::query::QueryLimits;
+pub use service::{QueryInfo, QueryService, State as QueryState};
+
+/// Rows per results page at most (Athena's GetQueryResults allows 1,000).
+pub const MAX_PAGE: usize = 1000;
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub bind: SocketAddr,
+    pub token: String,
+    /// Queries running at once; more wait in the queue.
+    pub concurrency: usize,
+    /// Identical query text within this age reuses the earlier results.
+    pub reuse_max_age: Option<Duration>,
+}
+
+#[derive(Clone)]
+struct AppState {
+    service: Arc<QueryService>,
+    token: Arc<String>,
+}
+
+/// The API's routes over `service`, guarded by `token`.
+pub fn router(service: Arc<QueryService>, token: String) -> Router {
+    let state = AppState {
+        service,
+        token: Arc::new(token),
+    };
+    let api = Router::new()
+        .route("/v1/queries", get(list).post(start))
+        .route("/v1/queries/{id}", get(status).delete(cancel))
+        .route("/v1/queries/{id}/results", get(results))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth))
+        .with_state(state);
+    Router::new()
+        .route(
+            "/openapi.json",
+            get(|| async { axum::Json(openapi::spec()) }),
+        )
+        .route("/health", get(|| async { "ok" }))
+        .merge(api)
+}
+
+/// Serves until `shutdown` completes.
+pub async fn serve(
+    lake: Lake,
+    limits: QueryLimits,
+    settings: ServerSettings,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let service = QueryService::new(lake, limits, settings.concurrency, settings.reuse_max_age)?;
+    let listener = tokio::net::TcpListener::bind(settings.bind)
+        .await
+        .map_err(|e| Error::io(format!("cannot listen on {}", settings.bind), e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::io("no local address", e))?;
+    tracing::info!(%addr, "query API listening");
+    eprintln!("query API on http://{addr} (OpenAPI: http://{addr}/openapi.json)");
+    axum::serve(listener, router(service, settings.token))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| Error::io("server failed", e))
+}
+
+fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+    (status, axum::Json(json!({ "error": msg.into() }))).into_response()
+}
+
+fn internal(e: Error) -> Response {
+    let status = match e.class() {
+        crate::error::ErrorClass::User => StatusCode::BAD_REQUEST,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error(status, e.to_string())
+}
+
+/// Compares in constant time, so the token cannot be guessed byte by byte from timings.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn auth(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        None => {
+            let mut r = error(StatusCode::UNAUTHORIZED, "missing bearer token");
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            r
+        }
+        Some(t) if same(t.trim().as_bytes(), st.token.as_bytes()) => next.run(req).await,
+        Some(_) => error(StatusCode::FORBIDDEN, "invalid bearer token"),
+    }
+}
+
+#[derive(Deserialize)]
+struct StartBody {
+    sql: String,
+}
+
+async fn start(State(st): State<AppState>, body: axum::Json<StartBody>) -> Response {
+    match st.service.submit(&body.sql).await {
+        Ok(info) => (StatusCode::OK, axum::Json(info)).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct ListParams {
+    limit: Option<usize>,
+}
+
+async fn list(State(st): State<AppState>, Query(p): Query<ListParams>) -> Response {
+    match st.service.list(p.limit.unwrap_or(50).min(1000)).await {
+        Ok(q) => axum::Json(json!({ "queries": q })).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+async fn status(State(st): State<AppState>, Path(id): Path<String>) -> Response {
+    match st.service.get(&id).await {
+        Ok(Some(info)) => axum::Json(info).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no query {id}")),
+        Err(e) => internal(e),
+    }
+}
+
+async fn cancel(State(st): State<AppState>, Path(id): Path<String>) -> Response {
+    match st.service.cancel(&id).await {
+        Ok(Some(info)) => axum::Json(info).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no query {id}")),
+        Err(e) => internal(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct ResultParams {
+    max_results: Option<usize>,
+    next_token: Option<String>,
+    /// json (default), arrow (IPC stream) or csv (the whole result, as a download).
+    format: Option<String>,
+}
+
+async fn results(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Query(p): Query<ResultParams>,
+) -> Response {
+    let info = match st.service.get(&id).await {
+        Ok(Some(i)) => i,
+        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no query {id}")),
+        Err(e) => return internal(e),
+    };
+    if info.state != QueryState::Succeeded {
+        return error(
+            StatusCode::CONFLICT,
+            format!(
+                "query {id} is {:?}{}",
+                info.state,
+                info.error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            ),
+        );
+    }
+    let batches = match st.service.results(&info).await {
+        Ok(b) => b,
+        Err(e) => return internal(e),
+    };
+    let schema = batches
+        .first()
+        .map(|b| b.schema())
+        .unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty()));
+    let all = match arrow::compute::concat_batches(&schema, &batches) {
+        Ok(b) => b,
+        Err(e) => return internal(e.into()),
+    };
+    let format = p.format.as_deref().unwrap_or("json");
+    if format == "csv" {
+        let mut buf = Vec::new();
+        {
+            let mut w = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut buf);
+            if let Err(e) = w.write(&all) {
+                return internal(e.into());
+            }
+        }
+        return (
+            [
+                (header::CONTENT_TYPE, "text/csv".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{id}.csv\""),
+                ),
+            ],
+            buf,
+        )
+            .into_response();
+    }
+    let start = match p.next_token.as_deref().map(str::parse::<usize>) {
+        None => 0,
+        Some(Ok(n)) if n <= all.num_rows() => n,
+        Some(_) => return error(StatusCode::BAD_REQUEST, "invalid next_token"),
+    };
+    let size = p.max_results.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
+    let len = size.min(all.num_rows() - start);
+    let page = all.slice(start, len);
+    let next = (start + len < all.num_rows()).then(|| (start + len).to_string());
+    match format {
+        "arrow" => {
+            let mut buf = Vec::new();
+            let written = (|| -> std::result::Result<(), arrow::error::ArrowError> {
+                let mut w = arrow::ipc::writer::StreamWriter::try_new(&mut buf, &schema)?;
+                w.write(&page)?;
+                w.finish()
+            })();
+            if let Err(e) = written {
+                return internal(e.into());
+            }
+            let mut r = (
+                [(header::CONTENT_TYPE, "application/vnd.apache.arrow.stream")],
+                buf,
+            )
+                .into_response();
+            if let Some(n) = next
+                && let Ok(v) = header::HeaderValue::from_str(&n)
+            {
+                r.headers_mut().insert("x-next-token", v);
+            }
+            r
+        }
+        "json" => {
+            let mut buf = Vec::new();
+            {
+                let mut w = arrow_json::ArrayWriter::new(&mut buf);
+                if let Err(e) = w.write(&page).and_then(|_| w.finish()) {
+                    return internal(e.into());
+                }
+            }
+            let rows: serde_json::Value = if buf.is_empty() {
+                json!([])
+            } else {
+                serde_json::from_slice(&buf).unwrap_or(json!([]))
+            };
+            let columns: Vec<_> = schema
+                .fields()
+                .iter()
+                .map(|f| json!({ "name": f.name(), "type": f.data_type().to_string() }))
+                .collect();
+            axum::Json(json!({
+                "query_id": id,
+                "columns": columns,
+                "rows": rows,
+                "next_token": next,
+                "total_rows": all.num_rows(),
+            }))
+            .into_response()
+        }
+        other => error(
+            StatusCode::BAD_REQUEST,
+            format!("unknown format `{other}`: json, arrow or csv"),
+        ),
+    }
+}

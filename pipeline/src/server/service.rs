@@ -1,0 +1,364 @@
+//! Queries as Athena runs them: started at once (an id comes back), run on a bounded pool
+//! with a queue, stateful (QUEUED → RUNNING → SUCCEEDED | FAILED | CANCELLED), results kept
+//! under the lake's `_tributary/results/` (like Athena's output location) and the history
+//! under `_tributary/queries/`, so both survive restarts. Identical queries within
+//! `reuse_max_age` reuse the earlier results.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arrow::record_batch::RecordBatch;
+use futures::TryStreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+
+use crate::error::{Error, Result};
+use crate::lake::Lake;
+use crate::query::{QueryEngine, QueryLimits};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum State {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl State {
+    pub fn is_done(self) -> bool {
+        matches!(self, State::Succeeded | State::Failed | State::Cancelled)
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Statistics {
+    pub queued_ms: u64,
+    pub elapsed_ms: u64,
+    pub rows: u64,
+    pub bytes_scanned: u64,
+    pub result_bytes: u64,
+}
+
+/// What the API says about a query (persisted as JSON).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueryInfo {
+    pub query_id: String,
+    pub sql: String,
+    pub state: State,
+    pub submitted_at: String,
+    pub started_at: Option<String>,
+    pub ended_at: Option<String>,
+    pub statistics: Statistics,
+    pub error: Option<String>,
+    /// Where the results are, under the lake.
+    pub output_location: Option<String>,
+    /// The earlier query whose results this one reused.
+    pub reused_from: Option<String>,
+}
+
+struct Running {
+    info: QueryInfo,
+    task: Option<tokio::task::AbortHandle>,
+}
+
+pub struct QueryService {
+    lake: Lake,
+    limits: QueryLimits,
+    slots: Arc<Semaphore>,
+    reuse_max_age: Option<Duration>,
+    store: Arc<dyn ObjectStore>,
+    history: ObjectPath,
+    results: ObjectPath,
+    live: Mutex<HashMap<String, Running>>,
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn ms_between(a: &str, b: &str) -> u64 {
+    match (
+        chrono::DateTime::parse_from_rfc3339(a),
+        chrono::DateTime::parse_from_rfc3339(b),
+    ) {
+        (Ok(a), Ok(b)) => (b - a).num_milliseconds().max(0) as u64,
+        _ => 0,
+    }
+}
+
+impl QueryService {
+    pub fn new(
+        lake: Lake,
+        limits: QueryLimits,
+        concurrency: usize,
+        reuse_max_age: Option<Duration>,
+    ) -> Result<Arc<Self>> {
+        let (store, history) = lake.meta_store("queries")?;
+        let (_, results) = lake.meta_store("results")?;
+        Ok(Arc::new(Self {
+            lake,
+            limits,
+            slots: Arc::new(Semaphore::new(concurrency.max(1))),
+            reuse_max_age,
+            store,
+            history,
+            results,
+            live: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    fn info_path(&self, id: &str) -> ObjectPath {
+        self.history.clone().join(format!("{id}.json").as_str())
+    }
+
+    fn result_path(&self, id: &str) -> ObjectPath {
+        self.results.clone().join(format!("{id}.arrow").as_str())
+    }
+
+    async fn persist(&self, info: &QueryInfo) -> Result<()> {
+        let body = serde_json::to_vec(info).map_err(|e| Error::Internal(e.to_string()))?;
+        self.store
+            .put(&self.info_path(&info.query_id), PutPayload::from(body))
+            .await?;
+        Ok(())
+    }
+
+    fn update(&self, id: &str, f: impl FnOnce(&mut QueryInfo)) -> Option<QueryInfo> {
+        let mut live = self.live.lock().ok()?;
+        let r = live.get_mut(id)?;
+        f(&mut r.info);
+        Some(r.info.clone())
+    }
+
+    /// Starts a query; returns its id at once.
+    pub async fn submit(self: &Arc<Self>, sql: &str) -> Result<QueryInfo> {
+        if sql.trim().is_empty() {
+            return Err(Error::Usage("the query text is empty".into()));
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut info = QueryInfo {
+            query_id: id.clone(),
+            sql: sql.to_string(),
+            state: State::Queued,
+            submitted_at: now(),
+            started_at: None,
+            ended_at: None,
+            statistics: Statistics::default(),
+            error: None,
+            output_location: None,
+            reused_from: None,
+        };
+        if let Some(prev) = self.reusable(sql).await? {
+            info.state = State::Succeeded;
+            info.started_at = Some(info.submitted_at.clone());
+            info.ended_at = Some(info.submitted_at.clone());
+            info.statistics = Statistics {
+                queued_ms: 0,
+                elapsed_ms: 0,
+                ..prev.statistics
+            };
+            info.output_location = prev.output_location.clone();
+            info.reused_from = Some(prev.query_id.clone());
+            self.persist(&info).await?;
+            return Ok(info);
+        }
+        self.persist(&info).await?;
+        if let Ok(mut live) = self.live.lock() {
+            live.insert(
+                id.clone(),
+                Running {
+                    info: info.clone(),
+                    task: None,
+                },
+            );
+        }
+        let me = self.clone();
+        let task = tokio::spawn(async move { me.execute(id).await });
+        if let Ok(mut live) = self.live.lock()
+            && let Some(r) = live.get_mut(&info.query_id)
+        {
+            r.task = Some(task.abort_handle());
+        }
+        Ok(info)
+    }
+
+    /// A finished, successful query with the same text within the reuse age.
+    async fn reusable(&self, sql: &str) -> Result<Option<QueryInfo>> {
+        let Some(age) = self.reuse_max_age else {
+            return Ok(None);
+        };
+        let cutoff = chrono::Utc::now() - chrono::Duration::from_std(age).unwrap_or_default();
+        Ok(self.list(200).await?.into_iter().find(|q| {
+            q.sql == sql
+                && q.state == State::Succeeded
+                && q.reused_from.is_none()
+                && q.ended_at
+                    .as_deref()
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t >= cutoff)
+                    .unwrap_or(false)
+        }))
+    }
+
+    async fn execute(self: Arc<Self>, id: String) {
+        // Waits in the queue for a free slot.
+        let Ok(_permit) = self.slots.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(info) = self.update(&id, |i| {
+            i.state = State::Running;
+            i.started_at = Some(now());
+        }) else {
+            return;
+        };
+        let _ = self.persist(&info).await;
+        let outcome = self.run(&id, &info.sql).await;
+        let Some(info) = self.update(&id, |i| {
+            i.ended_at = Some(now());
+            i.statistics.queued_ms =
+                ms_between(&i.submitted_at, i.started_at.as_deref().unwrap_or(""));
+            i.statistics.elapsed_ms = ms_between(
+                i.started_at.as_deref().unwrap_or(""),
+                i.ended_at.as_deref().unwrap_or(""),
+            );
+            match outcome {
+                Ok((rows, scanned, bytes, location)) => {
+                    i.state = State::Succeeded;
+                    i.statistics.rows = rows;
+                    i.statistics.bytes_scanned = scanned;
+                    i.statistics.result_bytes = bytes;
+                    i.output_location = Some(location);
+                }
+                Err(e) => {
+                    i.state = State::Failed;
+                    i.error = Some(e.to_string());
+                }
+            }
+        }) else {
+            return;
+        };
+        let _ = self.persist(&info).await;
+        if let Ok(mut live) = self.live.lock() {
+            live.remove(&id);
+        }
+    }
+
+    /// Runs the query and stores its results as an Arrow IPC file.
+    async fn run(&self, id: &str, sql: &str) -> Result<(u64, u64, u64, String)> {
+        let engine = QueryEngine::open_with(&self.lake, &self.limits).await?;
+        let r = engine.sql(sql).await?;
+        let mut buf = Vec::new();
+        {
+            let mut w = arrow::ipc::writer::FileWriter::try_new(&mut buf, &r.schema)?;
+            for b in &r.batches {
+                w.write(b)?;
+            }
+            w.finish()?;
+        }
+        let bytes = buf.len() as u64;
+        let path = self.result_path(id);
+        self.store.put(&path, PutPayload::from(buf)).await?;
+        Ok((
+            r.num_rows() as u64,
+            r.bytes_scanned,
+            bytes,
+            format!("_tributary/results/{id}.arrow"),
+        ))
+    }
+
+    /// A query's current state: live ones from memory, finished ones from the history.
+    pub async fn get(&self, id: &str) -> Result<Option<QueryInfo>> {
+        if let Ok(live) = self.live.lock()
+            && let Some(r) = live.get(id)
+        {
+            return Ok(Some(r.info.clone()));
+        }
+        if uuid::Uuid::parse_str(id).is_err() {
+            return Ok(None);
+        }
+        match self.store.get(&self.info_path(id)).await {
+            Ok(r) => {
+                let bytes = r.bytes().await?;
+                let mut info: QueryInfo =
+                    serde_json::from_slice(&bytes).map_err(|e| Error::Internal(e.to_string()))?;
+                if !info.state.is_done() {
+                    // It was queued or running in a server that has since stopped.
+                    info.state = State::Failed;
+                    info.error = Some("the server stopped before the query finished".into());
+                }
+                Ok(Some(info))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Cancels a queued or running query; `None` if there is no such query.
+    pub async fn cancel(&self, id: &str) -> Result<Option<QueryInfo>> {
+        let info = {
+            let Ok(mut live) = self.live.lock() else {
+                return Ok(None);
+            };
+            match live.remove(id) {
+                Some(mut r) => {
+                    if let Some(t) = r.task.take() {
+                        t.abort();
+                    }
+                    r.info.state = State::Cancelled;
+                    r.info.ended_at = Some(now());
+                    Some(r.info)
+                }
+                None => None,
+            }
+        };
+        match info {
+            Some(info) => {
+                self.persist(&info).await?;
+                Ok(Some(info))
+            }
+            // Finished already: cancelling changes nothing.
+            None => self.get(id).await,
+        }
+    }
+
+    /// The history, newest first.
+    pub async fn list(&self, limit: usize) -> Result<Vec<QueryInfo>> {
+        let objects: Vec<_> = self.store.list(Some(&self.history)).try_collect().await?;
+        let mut out = Vec::new();
+        for o in objects {
+            let Some(id) = o.location.filename().and_then(|f| f.strip_suffix(".json")) else {
+                continue;
+            };
+            if let Some(info) = self.get(id).await? {
+                out.push(info);
+            }
+        }
+        out.sort_by(|a, b| b.submitted_at.cmp(&a.submitted_at));
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    /// The results of a successful query (from its output location).
+    pub async fn results(&self, info: &QueryInfo) -> Result<Vec<RecordBatch>> {
+        let Some(loc) = &info.output_location else {
+            return Err(Error::Usage(format!(
+                "query {} has no results (state {:?})",
+                info.query_id, info.state
+            )));
+        };
+        let id = loc
+            .rsplit('/')
+            .next()
+            .and_then(|f| f.strip_suffix(".arrow"))
+            .unwrap_or(&info.query_id);
+        let bytes = self.store.get(&self.result_path(id)).await?.bytes().await?;
+        let reader =
+            arrow::ipc::reader::FileReader::try_new(std::io::Cursor::new(bytes.to_vec()), None)?;
+        Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
+    }
+}

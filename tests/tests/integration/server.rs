@@ -1,0 +1,264 @@
+//! The HTTP query API (`tributary serve`), driven over the wire: auth, every query state,
+//! paging in JSON and Arrow, CSV download, cancel, the queue, read-only refusals, result
+//! reuse, history across a restart, and the OpenAPI document.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tributary_tests::http::request;
+use tributary_tests::{TempProject, tributary_bin};
+
+const TOKEN: &str = "test-token-9f2c";
+const RUNAWAY: &str = "SELECT count(*) FROM events a, events b, events c WHERE a.total_amount + b.total_amount > c.total_amount";
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(p: &TempProject) -> Server {
+    let mut child = Command::new(tributary_bin())
+        .current_dir(p.path())
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("TRIBUTARY_TOKEN", TOKEN)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("server output").unwrap();
+        assert!(
+            !line.contains(TOKEN),
+            "the token must never be logged: {line}"
+        );
+        if let Some(rest) = line.strip_prefix("query API on http://") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    // Keep draining stderr, checking the token never shows up.
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            assert!(
+                !line.contains(TOKEN),
+                "the token must never be logged: {line}"
+            );
+        }
+    });
+    Server { child, addr }
+}
+
+fn call(s: &Server, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let r = request(&s.addr, method, path, Some(TOKEN), body.as_ref());
+    (r.status, r.json())
+}
+
+fn start(s: &Server, sql: &str) -> String {
+    let (st, v) = call(s, "POST", "/v1/queries", Some(json!({ "sql": sql })));
+    assert_eq!(st, 200, "{v}");
+    v["query_id"].as_str().unwrap().to_string()
+}
+
+fn wait(s: &Server, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (st, v) = call(s, "GET", &format!("/v1/queries/{id}"), None);
+        assert_eq!(st, 200, "{v}");
+        if ["SUCCEEDED", "FAILED", "CANCELLED"].contains(&v["state"].as_str().unwrap()) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "query {id} did not finish: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn project() -> TempProject {
+    let p = TempProject::new(
+        "[project]\nlake = \"lake\"\n\n[server]\nconcurrency = 1\nreuse_results_secs = 600\n\n[pipelines.events]\ntable = \"events\"\nsource = { type = \"file\", path = \"data/*.ndjson\" }\n",
+        &[("events", tributary_tests::EVENTS_SCHEMA)],
+    );
+    p.gen_events(2500, 1, 0.0, 71);
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_api_end_to_end() {
+    let p = project();
+    p.run().await;
+    let s = serve(&p);
+
+    // Auth.
+    let r = request(&s.addr, "GET", "/v1/queries", None, None);
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    let r = request(&s.addr, "GET", "/v1/queries", Some("wrong"), None);
+    assert_eq!(r.status, 403);
+
+    // OpenAPI: every route is described.
+    let r = request(&s.addr, "GET", "/openapi.json", None, None);
+    assert_eq!(r.status, 200);
+    let spec = r.json();
+    assert_eq!(spec["openapi"], "3.1.0");
+    for (path, method) in [
+        ("/v1/queries", "post"),
+        ("/v1/queries", "get"),
+        ("/v1/queries/{id}", "get"),
+        ("/v1/queries/{id}", "delete"),
+        ("/v1/queries/{id}/results", "get"),
+    ] {
+        assert!(spec["paths"][path][method].is_object(), "{method} {path}");
+    }
+
+    // SUCCEEDED, with statistics, paged in JSON.
+    let id = start(&s, "SELECT event_id FROM events ORDER BY event_id");
+    let done = wait(&s, &id);
+    assert_eq!(done["state"], "SUCCEEDED", "{done}");
+    assert_eq!(done["statistics"]["rows"], 2500);
+    assert!(done["statistics"]["bytes_scanned"].as_u64().unwrap() > 0);
+    assert!(
+        done["output_location"]
+            .as_str()
+            .unwrap()
+            .starts_with("_tributary/results/")
+    );
+    let mut ids = Vec::new();
+    let mut token: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &token {
+            Some(t) => format!("/v1/queries/{id}/results?next_token={t}"),
+            None => format!("/v1/queries/{id}/results"),
+        };
+        let (st, page) = call(&s, "GET", &path, None);
+        assert_eq!(st, 200, "{page}");
+        let rows = page["rows"].as_array().unwrap();
+        assert!(rows.len() <= 1000);
+        ids.extend(
+            rows.iter()
+                .map(|r| r["event_id"].as_str().unwrap().to_string()),
+        );
+        pages += 1;
+        match page["next_token"].as_str() {
+            Some(t) => token = Some(t.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(ids.len(), 2500);
+    let mut sorted = ids.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(ids, sorted, "ordered, no duplicates across pages");
+    // The same page as Arrow IPC; the whole result as CSV.
+    let r = request(
+        &s.addr,
+        "GET",
+        &format!("/v1/queries/{id}/results?format=arrow&max_results=700"),
+        Some(TOKEN),
+        None,
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-next-token"), Some("700"));
+    let reader =
+        arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(r.body), None).unwrap();
+    let n: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(n, 700);
+    let r = request(
+        &s.addr,
+        "GET",
+        &format!("/v1/queries/{id}/results?format=csv"),
+        Some(TOKEN),
+        None,
+    );
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("content-disposition")
+            .unwrap()
+            .contains("attachment")
+    );
+    assert_eq!(String::from_utf8_lossy(&r.body).lines().count(), 2501);
+
+    // Reuse: the same text again comes back SUCCEEDED at once, pointing at the first.
+    let (_, again) = call(
+        &s,
+        "POST",
+        "/v1/queries",
+        Some(json!({ "sql": "SELECT event_id FROM events ORDER BY event_id" })),
+    );
+    assert_eq!(again["state"], "SUCCEEDED");
+    assert_eq!(again["reused_from"], id.as_str());
+
+    // FAILED: a bad table, and a write (read-only); their results are a conflict.
+    let bad = start(&s, "SELECT * FROM evnts");
+    let v = wait(&s, &bad);
+    assert_eq!(v["state"], "FAILED");
+    assert!(v["error"].as_str().unwrap().contains("did you mean"), "{v}");
+    let (st, _) = call(&s, "GET", &format!("/v1/queries/{bad}/results"), None);
+    assert_eq!(st, 409);
+    let w = start(&s, "DROP TABLE events");
+    let v = wait(&s, &w);
+    assert_eq!(v["state"], "FAILED");
+    assert!(v["error"].as_str().unwrap().contains("read-only"), "{v}");
+
+    // QUEUED behind a runaway (concurrency = 1), RUNNING, CANCELLED; then the queue moves.
+    let slow = start(&s, RUNAWAY);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while call(&s, "GET", &format!("/v1/queries/{slow}"), None).1["state"] != "RUNNING" {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let quick = start(&s, "SELECT 1 AS one");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        call(&s, "GET", &format!("/v1/queries/{quick}"), None).1["state"],
+        "QUEUED"
+    );
+    let (st, v) = call(&s, "DELETE", &format!("/v1/queries/{slow}"), None);
+    assert_eq!(st, 200);
+    assert_eq!(v["state"], "CANCELLED");
+    assert_eq!(wait(&s, &slow)["state"], "CANCELLED");
+    assert_eq!(wait(&s, &quick)["state"], "SUCCEEDED");
+    let (st, _) = call(
+        &s,
+        "GET",
+        "/v1/queries/00000000-0000-0000-0000-000000000000",
+        None,
+    );
+    assert_eq!(st, 404);
+
+    // History survives a restart, and so do the results.
+    drop(s);
+    let s = serve(&p);
+    let (_, hist) = call(&s, "GET", "/v1/queries?limit=100", None);
+    let states: Vec<(String, String)> = hist["queries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| {
+            (
+                q["query_id"].as_str().unwrap().to_string(),
+                q["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(states.len(), 6, "{states:?}");
+    assert!(states.contains(&(id.clone(), "SUCCEEDED".into())));
+    assert!(states.contains(&(slow.clone(), "CANCELLED".into())));
+    let (st, page) = call(
+        &s,
+        "GET",
+        &format!("/v1/queries/{id}/results?max_results=5"),
+        None,
+    );
+    assert_eq!(st, 200);
+    assert_eq!(page["rows"].as_array().unwrap().len(), 5);
+}
