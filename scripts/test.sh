@@ -53,6 +53,16 @@ export TRIBUTARY_TEST_AWS_ENDPOINT="http://127.0.0.1:$port"
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
 export AWS_EC2_METADATA_DISABLED=true
 
+# The real ADBC Flight SQL driver (PyPI, pinned) for the Flight SQL test.
+adbc="$tools/adbc-1.13.0"
+if [ ! -x "$adbc/bin/python" ] || ! "$adbc/bin/python" -c "import adbc_driver_flightsql, pyarrow" 2>/dev/null; then
+  echo "== installing adbc-driver-flightsql 1.13.0 + pyarrow 26.0.1 into $adbc"
+  rm -rf "$adbc"
+  python3 -m venv "$adbc"
+  "$adbc/bin/pip" install --quiet --disable-pip-version-check adbc-driver-flightsql==1.13.0 pyarrow==26.0.1
+fi
+export TRIBUTARY_TEST_PYTHON="$adbc/bin/python"
+
 # A second Kinesis implementation, kinesalite (npm, pinned), for resharding: moto's SplitShard
 # re-puts the parent's records into the children, which real Kinesis never does.
 command -v node >/dev/null || { echo "node/npm are needed by the tests (kinesalite)"; exit 1; }

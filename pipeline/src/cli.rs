@@ -114,6 +114,9 @@ pub enum Command {
         /// Address to listen on (default [server] bind, 127.0.0.1:8484).
         #[arg(long)]
         bind: Option<std::net::SocketAddr>,
+        /// Address for Arrow Flight SQL (default [server] flight_bind, 127.0.0.1:8485).
+        #[arg(long)]
+        flight_bind: Option<std::net::SocketAddr>,
     },
     /// List the lake's tables: rows, files, bytes, partitions, last commit.
     Tables,
@@ -269,7 +272,7 @@ pub async fn execute(cli: Cli) -> Result<i32> {
                 .join(".tributary_history");
             crate::repl::run(engine, *format, history).await
         }
-        Command::Serve { bind } => {
+        Command::Serve { bind, flight_bind } => {
             let (lake, limits, server) = if cli.config.exists() {
                 let config = load(&cli).await?;
                 let lake = Lake::open(&config.project.lake, &config.storage.s3).await?;
@@ -282,6 +285,7 @@ pub async fn execute(cli: Cli) -> Result<i32> {
                     token_env: "TRIBUTARY_TOKEN".into(),
                     concurrency: 4,
                     reuse_results: None,
+                    flight_bind: std::net::SocketAddr::from(([127, 0, 0, 1], 8485)),
                 };
                 (lake, Default::default(), server)
             };
@@ -305,6 +309,7 @@ pub async fn execute(cli: Cli) -> Result<i32> {
                 token: token.trim().to_string(),
                 concurrency: server.concurrency,
                 reuse_max_age: server.reuse_results,
+                flight_bind: Some(flight_bind.unwrap_or(server.flight_bind)),
             };
             crate::server::serve(lake, limits, settings, shutdown).await?;
             Ok(0)

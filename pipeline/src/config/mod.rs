@@ -85,6 +85,8 @@ pub struct ServerConfig {
     pub token_env: String,
     pub concurrency: usize,
     pub reuse_results: Option<std::time::Duration>,
+    /// Where Arrow Flight SQL listens.
+    pub flight_bind: std::net::SocketAddr,
 }
 
 #[derive(Debug)]
@@ -167,8 +169,19 @@ impl Config {
                     }
                 },
             };
+            let flight_bind = r.flight_bind.get_ref().parse().unwrap_or_else(|e| {
+                diags.push(
+                    file.error(
+                        r.flight_bind.span(),
+                        format!("`{}` is not an address: {e}", r.flight_bind.get_ref()),
+                    )
+                    .with_hint("e.g. flight_bind = \"127.0.0.1:8485\""),
+                );
+                std::net::SocketAddr::from(([127, 0, 0, 1], 8485))
+            });
             ServerConfig {
                 bind,
+                flight_bind,
                 token_env,
                 concurrency: r.concurrency.max(1),
                 reuse_results: (r.reuse_results_secs > 0)

@@ -61,6 +61,9 @@ pub struct RawServer {
     /// Address to listen on; loopback unless set otherwise.
     #[serde(default = "default_server_bind")]
     pub bind: Spanned<String>,
+    /// Address for Arrow Flight SQL (ADBC, JDBC, BI tools).
+    #[serde(default = "default_flight_bind")]
+    pub flight_bind: Spanned<String>,
     /// Bearer token, as "${env:NAME}" (default: the TRIBUTARY_TOKEN environment variable).
     #[serde(default)]
     pub token: Option<Spanned<String>>,
@@ -76,6 +79,7 @@ impl Default for RawServer {
     fn default() -> Self {
         Self {
             bind: default_server_bind(),
+            flight_bind: default_flight_bind(),
             token: None,
             concurrency: default_server_concurrency(),
             reuse_results_secs: 0,
@@ -85,6 +89,9 @@ impl Default for RawServer {
 
 fn default_server_bind() -> Spanned<String> {
     Spanned::new(0..0, "127.0.0.1:8484".into())
+}
+fn default_flight_bind() -> Spanned<String> {
+    Spanned::new(0..0, "127.0.0.1:8485".into())
 }
 fn default_server_concurrency() -> usize {
     4

@@ -135,6 +135,12 @@ impl QueryEngine {
         &self.tables
     }
 
+    /// The Arrow schema of a lake table.
+    pub async fn table_schema(&self, name: &str) -> Result<arrow::datatypes::Schema> {
+        let provider = self.ctx.table_provider(name).await?;
+        Ok(provider.schema().as_ref().clone())
+    }
+
     /// Runs a read-only statement (queries, EXPLAIN, SHOW, DESCRIBE).
     pub async fn sql(&self, sql: &str) -> Result<QueryResult> {
         let options = SQLOptions::new()

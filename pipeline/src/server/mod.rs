@@ -5,6 +5,7 @@
 //! history. Every `/v1` call needs `Authorization: Bearer <token>` (401 without, 403 with a
 //! wrong one); the token is never logged. `/openapi.json` describes the API.
 
+pub mod flight;
 mod openapi;
 pub mod service;
 
@@ -37,6 +38,8 @@ pub struct ServerSettings {
     pub concurrency: usize,
     /// Identical query text within this age reuses the earlier results.
     pub reuse_max_age: Option<Duration>,
+    /// Also serve Arrow Flight SQL here.
+    pub flight_bind: Option<SocketAddr>,
 }
 
 #[derive(Clone)]
@@ -73,6 +76,28 @@ pub async fn serve(
     settings: ServerSettings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    // One stop signal for both servers.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let flight = match settings.flight_bind {
+        Some(bind) => Some(tokio::spawn(flight::serve(
+            lake.clone(),
+            limits.clone(),
+            settings.token.clone(),
+            bind,
+            stopped(),
+        ))),
+        None => None,
+    };
     let service = QueryService::new(lake, limits, settings.concurrency, settings.reuse_max_age)?;
     let listener = tokio::net::TcpListener::bind(settings.bind)
         .await
@@ -83,9 +108,14 @@ pub async fn serve(
     tracing::info!(%addr, "query API listening");
     eprintln!("query API on http://{addr} (OpenAPI: http://{addr}/openapi.json)");
     axum::serve(listener, router(service, settings.token))
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(stopped())
         .await
-        .map_err(|e| Error::io("server failed", e))
+        .map_err(|e| Error::io("server failed", e))?;
+    if let Some(f) = flight {
+        f.await
+            .map_err(|e| Error::Internal(format!("Flight SQL task: {e}")))??;
+    }
+    Ok(())
 }
 
 fn error(status: StatusCode, msg: impl Into<String>) -> Response {

@@ -16,6 +16,7 @@ const RUNAWAY: &str = "SELECT count(*) FROM events a, events b, events c WHERE a
 struct Server {
     child: Child,
     addr: String,
+    flight: String,
 }
 
 impl Drop for Server {
@@ -28,23 +29,34 @@ impl Drop for Server {
 fn serve(p: &TempProject) -> Server {
     let mut child = Command::new(tributary_bin())
         .current_dir(p.path())
-        .args(["serve", "--bind", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--flight-bind",
+            "127.0.0.1:0",
+        ])
         .env("TRIBUTARY_TOKEN", TOKEN)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
+    let (mut addr, mut flight) = (None, None);
+    while addr.is_none() || flight.is_none() {
         let line = lines.next().expect("server output").unwrap();
         assert!(
             !line.contains(TOKEN),
             "the token must never be logged: {line}"
         );
         if let Some(rest) = line.strip_prefix("query API on http://") {
-            break rest.split_whitespace().next().unwrap().to_string();
+            addr = Some(rest.split_whitespace().next().unwrap().to_string());
         }
-    };
+        if let Some(rest) = line.strip_prefix("Flight SQL on ") {
+            flight = Some(rest.trim().to_string());
+        }
+    }
+    let (addr, flight) = (addr.unwrap(), flight.unwrap());
     // Keep draining stderr, checking the token never shows up.
     std::thread::spawn(move || {
         for line in lines.map_while(Result::ok) {
@@ -54,7 +66,11 @@ fn serve(p: &TempProject) -> Server {
             );
         }
     });
-    Server { child, addr }
+    Server {
+        child,
+        addr,
+        flight,
+    }
 }
 
 fn call(s: &Server, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -261,4 +277,54 @@ async fn query_api_end_to_end() {
     );
     assert_eq!(st, 200);
     assert_eq!(page["rows"].as_array().unwrap().len(), 5);
+}
+
+/// The real ADBC Flight SQL driver (PyPI) against the Flight SQL endpoint: auth, queries
+/// (Athena forms included), read-only refusal, and the catalog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flight_sql_through_adbc() {
+    let python = std::env::var("TRIBUTARY_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!("TRIBUTARY_TEST_PYTHON is not set: run the tests with `bash scripts/test.sh`, which installs the ADBC driver")
+    });
+    let p = project();
+    p.run().await;
+    let s = serve(&p);
+    let script = tributary_tests::repo_root().join("tests/python/adbc_flight.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(&s.flight)
+        .arg(TOKEN)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        v["unauthenticated"]
+            .as_str()
+            .unwrap()
+            .contains("nauthenticated"),
+        "{v}"
+    );
+    assert_eq!(v["count"], 2500);
+    assert_eq!(v["columns"], json!(["dt", "n"]));
+    let want: Vec<Value> = p
+        .query_csv("SELECT dt, count(*) AS n FROM events GROUP BY dt ORDER BY dt")
+        .await[1..]
+        .iter()
+        .map(|l| {
+            let (d, n) = l.split_once(',').unwrap();
+            json!([d, n.parse::<i64>().unwrap()])
+        })
+        .collect();
+    assert_eq!(v["days"], json!(want));
+    let items = p.count("SELECT sum(cardinality(items)) FROM events").await;
+    assert_eq!(v["items"], items);
+    assert!(v["drop"].as_str().unwrap().contains("read-only"), "{v}");
+    assert_eq!(v["catalogs"], json!(["tributary"]));
+    assert_eq!(v["tables"], json!(["events", "events_dlq"]));
+    assert_eq!(v["vendor"], "Tributary");
 }

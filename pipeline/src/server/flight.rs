@@ -1,0 +1,441 @@
+//! Arrow Flight SQL over the lake (arrow-flight), so ADBC, JDBC and BI tools connect: queries
+//! (CommandStatementQuery → ticket → DoGet), the catalog (catalogs, schemas, tables with
+//! their Arrow schemas, table types) and server info. Calls need `authorization: Bearer
+//! <token>` (or a Basic handshake whose password is the token); the same limits apply as
+//! everywhere.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
+use arrow_flight::sql::server::FlightSqlService;
+use arrow_flight::sql::{
+    CommandGetCatalogs, CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTableTypes,
+    CommandGetTables, CommandStatementQuery, ProstMessageExt, SqlInfo, TicketStatementQuery,
+};
+use arrow_flight::{
+    FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, Ticket,
+};
+use futures::{Stream, TryStreamExt};
+use prost::Message;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::lake::Lake;
+use crate::query::{QueryEngine, QueryLimits};
+
+const CATALOG: &str = "tributary";
+const SCHEMA: &str = "lake";
+
+pub struct FlightSql {
+    lake: Lake,
+    limits: QueryLimits,
+    token: Arc<String>,
+    sql_info: SqlInfoData,
+    /// Results of planned statements, by handle, until they are fetched.
+    results: Mutex<HashMap<String, (SchemaRef, Vec<RecordBatch>)>>,
+}
+
+type DoGetStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send>>;
+
+impl FlightSql {
+    pub fn new(lake: Lake, limits: QueryLimits, token: String) -> Result<Self, Status> {
+        let mut b = SqlInfoDataBuilder::new();
+        b.append(SqlInfo::FlightSqlServerName, "Tributary");
+        b.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
+        b.append(SqlInfo::FlightSqlServerArrowVersion, "1.3");
+        b.append(SqlInfo::FlightSqlServerReadOnly, true);
+        let sql_info = b.build().map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Self {
+            lake,
+            limits,
+            token: Arc::new(token),
+            sql_info,
+            results: Mutex::new(HashMap::new()),
+        })
+    }
+
+    #[allow(clippy::result_large_err)]
+    fn check<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        let given = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match given {
+            None => Err(Status::unauthenticated("missing bearer token")),
+            Some(t) if t.trim().as_bytes() == self.token.as_bytes() => Ok(()),
+            Some(_) => Err(Status::permission_denied("invalid bearer token")),
+        }
+    }
+
+    fn stream(schema: SchemaRef, batches: Vec<RecordBatch>) -> Response<DoGetStream> {
+        let stream = FlightDataEncoderBuilder::new()
+            .with_schema(schema)
+            .build(futures::stream::iter(batches.into_iter().map(Ok)))
+            .map_err(Status::from);
+        Response::new(Box::pin(stream))
+    }
+
+    fn info_for(
+        schema: &arrow::datatypes::Schema,
+        ticket: Vec<u8>,
+        descriptor: FlightDescriptor,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let endpoint = FlightEndpoint::new().with_ticket(Ticket::new(ticket));
+        let info = FlightInfo::new()
+            .try_with_schema(schema)
+            .map_err(|e| Status::internal(e.to_string()))?
+            .with_endpoint(endpoint)
+            .with_descriptor(descriptor);
+        Ok(Response::new(info))
+    }
+}
+
+fn status(e: crate::error::Error) -> Status {
+    match e.class() {
+        crate::error::ErrorClass::User => Status::invalid_argument(e.to_string()),
+        _ => Status::internal(e.to_string()),
+    }
+}
+
+#[tonic::async_trait]
+impl FlightSqlService for FlightSql {
+    type FlightService = FlightSql;
+
+    async fn do_handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<
+        Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>,
+        Status,
+    > {
+        // Bearer as is, or Basic with the token as the password (for JDBC-style clients).
+        let header = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let ok = match header.strip_prefix("Basic ") {
+            Some(b64) => base64_decode(b64)
+                .and_then(|b| String::from_utf8(b).ok())
+                .and_then(|s| s.split_once(':').map(|(_, p)| p.to_string()))
+                .map(|p| p.as_bytes() == self.token.as_bytes())
+                .unwrap_or(false),
+            None => self.check(&request).is_ok(),
+        };
+        if !ok {
+            return Err(Status::unauthenticated("invalid credentials"));
+        }
+        let out = futures::stream::iter(vec![Ok(HandshakeResponse {
+            protocol_version: 0,
+            payload: Default::default(),
+        })]);
+        let mut resp: Response<Pin<Box<dyn Stream<Item = _> + Send>>> =
+            Response::new(Box::pin(out));
+        if let Ok(v) = format!("Bearer {}", self.token).parse() {
+            resp.metadata_mut().insert("authorization", v);
+        }
+        Ok(resp)
+    }
+
+    async fn get_flight_info_statement(
+        &self,
+        query: CommandStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.check(&request)?;
+        let engine = QueryEngine::open_with(&self.lake, &self.limits)
+            .await
+            .map_err(status)?;
+        let mut r = engine.sql(&query.query).await.map_err(status)?;
+        // Dictionary columns (partition values) go out as plain values: every client reads
+        // them, and the schema announced here is the one DoGet sends.
+        (r.schema, r.batches) = undictionary(r.schema, r.batches)?;
+        let handle = uuid::Uuid::new_v4().to_string();
+        let ticket = TicketStatementQuery {
+            statement_handle: handle.clone().into_bytes().into(),
+        };
+        let rows = r.num_rows() as i64;
+        let schema = r.schema.clone();
+        if let Ok(mut m) = self.results.lock() {
+            m.insert(handle, (r.schema, r.batches));
+        }
+        let info = Self::info_for(
+            &schema,
+            ticket.as_any().encode_to_vec(),
+            request.into_inner(),
+        )?;
+        Ok(Response::new(info.into_inner().with_total_records(rows)))
+    }
+
+    async fn do_get_statement(
+        &self,
+        ticket: TicketStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.check(&request)?;
+        let handle = String::from_utf8_lossy(&ticket.statement_handle).into_owned();
+        let found = self.results.lock().ok().and_then(|mut m| m.remove(&handle));
+        let (schema, batches) =
+            found.ok_or_else(|| Status::not_found(format!("no results for handle {handle}")))?;
+        Ok(Self::stream(schema, batches))
+    }
+
+    async fn get_flight_info_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.check(&request)?;
+        let schema = query.into_builder().schema();
+        Self::info_for(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
+    }
+
+    async fn do_get_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.check(&request)?;
+        let mut b = query.into_builder();
+        b.append(CATALOG);
+        let schema = b.schema();
+        let batch = b.build().map_err(Status::from)?;
+        Ok(Self::stream(schema, vec![batch]))
+    }
+
+    async fn get_flight_info_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.check(&request)?;
+        let schema = query.clone().into_builder().schema();
+        Self::info_for(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
+    }
+
+    async fn do_get_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.check(&request)?;
+        let mut b = query.into_builder();
+        b.append(CATALOG, SCHEMA);
+        let schema = b.schema();
+        let batch = b.build().map_err(Status::from)?;
+        Ok(Self::stream(schema, vec![batch]))
+    }
+
+    async fn get_flight_info_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.check(&request)?;
+        let schema = query.clone().into_builder().schema();
+        Self::info_for(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
+    }
+
+    async fn do_get_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.check(&request)?;
+        let engine = QueryEngine::open_with(&self.lake, &self.limits)
+            .await
+            .map_err(status)?;
+        let mut b = query.into_builder();
+        for t in engine.tables() {
+            let schema = engine.table_schema(t).await.map_err(status)?;
+            b.append(CATALOG, SCHEMA, t, "TABLE", &schema)
+                .map_err(Status::from)?;
+        }
+        let schema = b.schema();
+        let batch = b.build().map_err(Status::from)?;
+        Ok(Self::stream(schema, vec![batch]))
+    }
+
+    async fn get_flight_info_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.check(&request)?;
+        let schema = arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
+            "table_type",
+            arrow::datatypes::DataType::Utf8,
+            false,
+        )]);
+        Self::info_for(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
+    }
+
+    async fn do_get_table_types(
+        &self,
+        _query: CommandGetTableTypes,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.check(&request)?;
+        let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("table_type", arrow::datatypes::DataType::Utf8, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(arrow::array::StringArray::from(vec!["TABLE"]))],
+        )
+        .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Self::stream(schema, vec![batch]))
+    }
+
+    async fn get_flight_info_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.check(&request)?;
+        let schema = query.clone().into_builder(&self.sql_info).schema();
+        Self::info_for(
+            &schema,
+            query.as_any().encode_to_vec(),
+            request.into_inner(),
+        )
+    }
+
+    async fn do_get_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.check(&request)?;
+        let b = query.into_builder(&self.sql_info);
+        let schema = b.schema();
+        let batch = b.build().map_err(Status::from)?;
+        Ok(Self::stream(schema, vec![batch]))
+    }
+
+    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+#[allow(clippy::result_large_err)]
+fn undictionary(
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Result<(SchemaRef, Vec<RecordBatch>), Status> {
+    use arrow::datatypes::{DataType, Field, Schema};
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| matches!(f.data_type(), DataType::Dictionary(..)))
+    {
+        return Ok((schema, batches));
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Dictionary(_, v) => f.as_ref().clone().with_data_type(v.as_ref().clone()),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    let plain = Arc::new(Schema::new(fields));
+    let batches = batches
+        .into_iter()
+        .map(|b| {
+            let cols = b
+                .columns()
+                .iter()
+                .zip(plain.fields())
+                .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
+                .collect::<Result<Vec<_>, _>>()?;
+            RecordBatch::try_new(plain.clone(), cols)
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Status::internal(e.to_string()))?;
+    Ok((plain, batches))
+}
+
+/// Standard base64 (for Basic auth); `None` on bad input.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    const ALPHA: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in s.trim().bytes().filter(|c| *c != b'=') {
+        let v = ALPHA.iter().position(|a| *a == c)? as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// Serves Flight SQL on `bind` until `shutdown` completes.
+pub async fn serve(
+    lake: Lake,
+    limits: QueryLimits,
+    token: String,
+    bind: std::net::SocketAddr,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> crate::error::Result<()> {
+    let svc = FlightSql::new(lake, limits, token)
+        .map_err(|e| crate::error::Error::Internal(e.to_string()))?;
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|e| crate::error::Error::io(format!("cannot listen on {bind}"), e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| crate::error::Error::io("no local address", e))?;
+    eprintln!("Flight SQL on grpc://{addr}");
+    tonic::transport::Server::builder()
+        .add_service(arrow_flight::flight_service_server::FlightServiceServer::new(svc))
+        .serve_with_incoming_shutdown(tokio_stream_from(listener), shutdown)
+        .await
+        .map_err(|e| crate::error::Error::Internal(format!("Flight SQL server: {e}")))
+}
+
+fn tokio_stream_from(
+    listener: tokio::net::TcpListener,
+) -> impl Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    futures::stream::unfold(listener, |l| async move {
+        let r = l.accept().await.map(|(s, _)| s);
+        Some((r, l))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn basic_auth_decodes() {
+        assert_eq!(
+            super::base64_decode("dXNlcjpzZWNyZXQ=").unwrap(),
+            b"user:secret".to_vec()
+        );
+        assert!(super::base64_decode("!!").is_none());
+    }
+}
