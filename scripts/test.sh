@@ -53,15 +53,18 @@ export TRIBUTARY_TEST_AWS_ENDPOINT="http://127.0.0.1:$port"
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
 export AWS_EC2_METADATA_DISABLED=true
 
-# The real ADBC Flight SQL driver (PyPI, pinned) for the Flight SQL test.
-adbc="$tools/adbc-1.13.0"
-if [ ! -x "$adbc/bin/python" ] || ! "$adbc/bin/python" -c "import adbc_driver_flightsql, pyarrow" 2>/dev/null; then
-  echo "== installing adbc-driver-flightsql 1.13.0 + pyarrow 26.0.1 into $adbc"
-  rm -rf "$adbc"
-  python3 -m venv "$adbc"
-  "$adbc/bin/pip" install --quiet --disable-pip-version-check adbc-driver-flightsql==1.13.0 pyarrow==26.0.1
+# Python test tools (PyPI, pinned): the real ADBC Flight SQL driver, and nbclient/ipykernel
+# with pandas and matplotlib to execute notebooks/ headless.
+py="$tools/pytools-1"
+py_pkgs=(adbc-driver-flightsql==1.13.0 pyarrow==26.0.1 nbclient==0.10.2 nbformat==5.11.1
+         ipykernel==7.4.0 pandas==3.1.1 matplotlib==3.11.2)
+if [ ! -x "$py/bin/python" ] || ! "$py/bin/python" -c "import adbc_driver_flightsql, pyarrow, nbclient, ipykernel, pandas, matplotlib" 2>/dev/null; then
+  echo "== installing ${py_pkgs[*]} into $py"
+  rm -rf "$py"
+  python3 -m venv "$py"
+  "$py/bin/pip" install --quiet --disable-pip-version-check "${py_pkgs[@]}"
 fi
-export TRIBUTARY_TEST_PYTHON="$adbc/bin/python"
+export TRIBUTARY_TEST_PYTHON="$py/bin/python"
 
 # A second Kinesis implementation, kinesalite (npm, pinned), for resharding: moto's SplitShard
 # re-puts the parent's records into the children, which real Kinesis never does.

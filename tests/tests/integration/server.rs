@@ -328,3 +328,59 @@ async fn flight_sql_through_adbc() {
     assert_eq!(v["tables"], json!(["events", "events_dlq"]));
     assert_eq!(v["vendor"], "Tributary");
 }
+
+/// The notebooks in `notebooks/` run headless (nbclient) against a server over the demo
+/// lake, through Flight SQL (ADBC) and the HTTP API; any failing cell fails the test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notebooks_run_headless() {
+    let python = std::env::var("TRIBUTARY_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!("TRIBUTARY_TEST_PYTHON is not set: run the tests with `bash scripts/test.sh`, which installs nbclient")
+    });
+    let root = tributary_tests::repo_root();
+    let p = TempProject::new(
+        &std::fs::read_to_string(root.join("tributary.toml")).unwrap(),
+        &[(
+            "orders",
+            &std::fs::read_to_string(root.join("schemas/orders.toml")).unwrap(),
+        )],
+    );
+    let demo = Command::new(tributary_bin())
+        .current_dir(p.path())
+        .args([
+            "demo",
+            "--records",
+            "20000",
+            "--files",
+            "2",
+            "--no-progress",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        demo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
+    let s = serve(&p);
+    let out = p.path().join("executed");
+    let plot = p.path().join("revenue.png");
+    let run = Command::new(python)
+        .arg(root.join("tests/python/run_notebooks.py"))
+        .arg(root.join("notebooks"))
+        .arg(&out)
+        .env("TRIBUTARY_FLIGHT", &s.flight)
+        .env("TRIBUTARY_HTTP", format!("http://{}", s.addr))
+        .env("TRIBUTARY_TOKEN", TOKEN)
+        .env("TRIBUTARY_PLOT", &plot)
+        .output()
+        .unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(run.status.success(), "{log}");
+    assert_eq!(log.matches("ok     ").count(), 3, "{log}");
+    let png = std::fs::read(&plot).unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "the revenue plot was drawn");
+}
