@@ -3,6 +3,7 @@
 
 mod athena;
 mod scan;
+mod travel;
 mod unnest;
 
 use std::io::Write;
@@ -86,6 +87,15 @@ impl QueryEngine {
         }
         let ctx = SessionContext::new_with_config_rt(session_config(), rt.build_arc()?);
         athena::register(&ctx);
+        for (name, by_time) in [("table_version", false), ("table_at", true)] {
+            ctx.register_udtf(
+                name,
+                Arc::new(travel::TimeTravel {
+                    lake: lake.clone(),
+                    by_time,
+                }),
+            );
+        }
         let meter = Arc::new(scan::ScanMeter::default());
         let mut tables = Vec::new();
         let mut partitions = std::collections::HashMap::new();

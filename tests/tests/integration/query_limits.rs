@@ -126,3 +126,45 @@ async fn catalog_statements() {
             .contains("did you mean")
     );
 }
+
+/// Time travel: a table at an earlier Delta version or point in time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_travel_by_version_and_time() {
+    let p = lake_with_events().await;
+    let v1 = p
+        .lake()
+        .await
+        .load("events")
+        .await
+        .unwrap()
+        .unwrap()
+        .version()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let between = chrono::Utc::now().to_rfc3339();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // More data arrives: a second file, a new commit.
+    let more = TempProject::events("");
+    more.gen_events(500, 1, 0.0, 52);
+    let src = tributary_tests::ndjson_files(&more.data_dir()).remove(0);
+    std::fs::copy(&src, p.data_dir().join("more.ndjson")).unwrap();
+    p.run().await;
+    assert_eq!(p.count("SELECT count(*) FROM events").await, 3500);
+    assert_eq!(
+        p.count(&format!(
+            "SELECT count(*) FROM table_version('events', {v1})"
+        ))
+        .await,
+        3000
+    );
+    assert_eq!(
+        p.count(&format!(
+            "SELECT count(*) FROM table_at('events', '{between}')"
+        ))
+        .await,
+        3000
+    );
+    let engine = QueryEngine::open(&p.lake().await).await.unwrap();
+    let e = err(&engine, "SELECT * FROM table_version('events', 999)").await;
+    assert!(e.contains("has no version 999"), "{e}");
+}
