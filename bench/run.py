@@ -63,7 +63,7 @@ def main():
     for r in range(a.runs):
         lake = os.path.join(OUT, "lake")
         shutil.rmtree(lake, ignore_errors=True)
-        t, rss = measure([tributary, "--no-progress", "--config", os.path.join(HERE, "tributary.toml"), "run"])
+        t, rss = measure([tributary, "--no-progress", "--config", os.path.join(HERE, "tributary.toml"), "run", "events"])
         rows["tributary"].append((t, rss, dir_mb(os.path.join(lake, "events"))))
         duck = os.path.join(OUT, "duckdb")
         shutil.rmtree(duck, ignore_errors=True)

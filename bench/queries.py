@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Query benchmark (not a test): the shared Athena-style queries (../shared/bench/queries)
+over the Tributary-written lake, through `tributary query` and through the HTTP query API
+(`tributary serve`), next to DuckDB on the same Parquet files, with answers checked against
+../shared/bench/expected.
+
+usage: bench/queries.sh [--runs R]     (builds release, then runs this)
+"""
+import argparse, csv, json, os, shutil, statistics, subprocess, sys, time, urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHARED = os.path.join(HERE, "..", "..", "shared", "bench")
+OUT = os.path.join(HERE, "out")
+TOKEN = "bench-token"
+
+
+def norm(v):
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return "%.2f" % round(v, 2)
+    return str(v)
+
+
+def check(name, cols, rows):
+    path = os.path.join(SHARED, "expected", name + ".csv")
+    with open(path, newline="") as fh:
+        rd = list(csv.reader(fh))
+    if rd[0] != cols:
+        return f"columns {cols} != {rd[0]}"
+    if len(rd) - 1 != len(rows):
+        return f"{len(rows)} rows != {len(rd) - 1}"
+    for i, (got, want) in enumerate(zip(rows, rd[1:])):
+        for g, w in zip(got, want):
+            try:
+                if abs(float(g) - float(w)) > 0.011:
+                    return f"row {i}: {got} != {want}"
+            except ValueError:
+                if g != w:
+                    return f"row {i}: {got} != {want}"
+    return None
+
+
+def api(addr, method, path, body=None):
+    req = urllib.request.Request(f"http://{addr}{path}", method=method,
+                                 data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req) as r:
+        return json.load(r)
+
+
+def via_api(addr, sql):
+    q = api(addr, "POST", "/v1/queries", {"sql": sql})
+    while q["state"] in ("QUEUED", "RUNNING"):
+        time.sleep(0.005)
+        q = api(addr, "GET", f"/v1/queries/{q['query_id']}")
+    if q["state"] != "SUCCEEDED":
+        raise RuntimeError(q.get("error"))
+    rows, cols, token = [], None, None
+    while True:
+        page = api(addr, "GET", f"/v1/queries/{q['query_id']}/results" + (f"?next_token={token}" if token else ""))
+        cols = [c["name"] for c in page["columns"]]
+        rows += [[norm(r.get(c)) for c in cols] for r in page["rows"]]
+        token = page["next_token"]
+        if not token:
+            return cols, rows
+
+
+def via_cli(binary, cfg, sql):
+    out = subprocess.run([binary, "--config", cfg, "--no-progress", "query", "--format", "json", sql],
+                         capture_output=True, text=True, check=True)
+    rows = [json.loads(l) for l in out.stdout.splitlines() if l.strip()]
+    cols = list(rows[0].keys()) if rows else []
+    return cols, [[norm(r.get(c)) for c in cols] for r in rows]
+
+
+def timed(f, runs):
+    f()  # warm-up
+    ts = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        res = f()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts), res
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--tributary", default=os.path.join(
+        os.environ.get("CARGO_TARGET_DIR", "/var/tmp/tributary-target"), "release", "tributary"))
+    a = ap.parse_args()
+    cfg = os.path.join(HERE, "tributary.toml")
+    data = os.path.join(OUT, "data")
+    if not os.path.exists(os.path.join(data, "manifest.json")):
+        subprocess.run([sys.executable, os.path.join(SHARED, "gen_events.py"), "--records", "2000000",
+                        "--files", "8", "--seed", "42", "--out", data], check=True)
+    # The dimension table as NDJSON, for the customers pipeline.
+    cust = os.path.join(OUT, "customers")
+    os.makedirs(cust, exist_ok=True)
+    with open(os.path.join(data, "customers.csv"), newline="") as fh, \
+            open(os.path.join(cust, "customers.ndjson"), "w") as out:
+        for r in csv.DictReader(fh):
+            out.write(json.dumps({"customer_id": int(r["customer_id"]), "segment": r["segment"],
+                                  "signup_date": r["signup_date"]}) + "\n")
+    lake = os.path.join(OUT, "lake")
+    shutil.rmtree(lake, ignore_errors=True)
+    subprocess.run([a.tributary, "--config", cfg, "--no-progress", "run", "events", "customers"],
+                   check=True, capture_output=True)
+
+    # DuckDB on the same Parquet files (the events table's Hive folders).
+    duck_json = os.path.join(OUT, "duckdb-queries.json")
+    subprocess.run([sys.executable, os.path.join(SHARED, "run_queries.py"), "--engine", "duckdb",
+                    "--lake", os.path.join(lake, "events"), "--customers", os.path.join(data, "customers.csv"),
+                    "--runs", str(a.runs), "--json", duck_json, "--check", os.path.join(SHARED, "expected")],
+                   check=True, capture_output=True)
+    with open(duck_json) as fh:
+        duck = {r["query"]: r for r in json.load(fh)["results"]}
+
+    env = dict(os.environ, TRIBUTARY_TOKEN=TOKEN)
+    server = subprocess.Popen([a.tributary, "--config", cfg, "serve", "--bind", "127.0.0.1:0",
+                               "--flight-bind", "127.0.0.1:0"], env=env, stderr=subprocess.PIPE, text=True)
+    addr = None
+    for line in server.stderr:
+        if line.startswith("query API on http://"):
+            addr = line.split()[3][len("http://"):]
+            break
+    try:
+        print(f"{'query':<40} {'duckdb':>9} {'cli':>9} {'api':>9} {'cli/duck':>9} {'api/duck':>9}  answers")
+        ratios_cli, ratios_api = [], []
+        for f in sorted(os.listdir(os.path.join(SHARED, "queries"))):
+            if not f.startswith("q") or not f.endswith(".sql"):
+                continue
+            name = f[:-4]
+            sql = open(os.path.join(SHARED, "queries", f)).read()
+            t_cli, (cols, rows) = timed(lambda: via_cli(a.tributary, cfg, sql), a.runs)
+            bad = check(name, cols, rows)
+            t_api, (cols2, rows2) = timed(lambda: via_api(addr, sql), a.runs)
+            bad = bad or check(name, cols2, rows2)
+            d = duck.get(name) or duck.get(f) or {}
+            t_duck = d.get("median_ms", float("nan")) / 1000
+            ratios_cli.append(t_cli / t_duck)
+            ratios_api.append(t_api / t_duck)
+            print(f"{name:<40} {t_duck*1000:>7.0f}ms {t_cli*1000:>7.0f}ms {t_api*1000:>7.0f}ms "
+                  f"{t_cli/t_duck:>9.2f} {t_api/t_duck:>9.2f}  {'ok' if not bad else bad}")
+        gm = lambda xs: statistics.geometric_mean(xs)
+        print(f"{'geometric mean':<40} {'':>9} {'':>9} {'':>9} {gm(ratios_cli):>9.2f} {gm(ratios_api):>9.2f}")
+        print("cli = a new `tributary query` process per query (start-up and lake open included);"
+              " api = POST, poll, fetch all pages on a running server.")
+    finally:
+        server.terminate()
+
+
+if __name__ == "__main__":
+    main()
