@@ -212,9 +212,11 @@ pub async fn execute(cli: Cli) -> Result<i32> {
             let result = engine.sql(sql).await?;
             if *stats {
                 eprintln!(
-                    "{} rows, {} scanned, {:.3} s",
+                    "{} rows, {} scanned in {} files ({} pruned), {:.3} s",
                     result.num_rows(),
                     human_bytes(result.bytes_scanned),
+                    result.files_scanned,
+                    result.files_pruned,
                     result.elapsed.as_secs_f64()
                 );
             }

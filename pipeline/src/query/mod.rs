@@ -36,6 +36,8 @@ pub struct QueryEngine {
     meter: Arc<scan::ScanMeter>,
     /// Partition columns per table, for SHOW PARTITIONS.
     partitions: std::collections::HashMap<String, Vec<String>>,
+    /// Data files per table (in the version registered), for files pruned.
+    file_counts: std::collections::HashMap<String, u64>,
     tables: Vec<String>,
     /// Every column name of every table, for "did you mean" on unknown columns.
     columns: Vec<String>,
@@ -58,6 +60,10 @@ pub struct QueryResult {
     pub batches: Vec<RecordBatch>,
     /// Bytes read from the lake's data files.
     pub bytes_scanned: u64,
+    /// Data files read, and files of the queried tables skipped (partition and statistics
+    /// pruning).
+    pub files_scanned: u64,
+    pub files_pruned: u64,
     pub elapsed: std::time::Duration,
 }
 
@@ -99,16 +105,19 @@ impl QueryEngine {
         let meter = Arc::new(scan::ScanMeter::default());
         let mut tables = Vec::new();
         let mut partitions = std::collections::HashMap::new();
+        let mut file_counts = std::collections::HashMap::new();
         let mut columns = Vec::new();
         for name in lake.tables().await? {
             let Some(table) = lake.load(&name).await? else {
                 continue;
             };
             table.update_datafusion_session(&ctx.state())?;
+            let snapshot = table.snapshot()?;
             partitions.insert(
                 name.clone(),
-                table.snapshot()?.metadata().partition_columns().to_vec(),
+                snapshot.metadata().partition_columns().to_vec(),
             );
+            file_counts.insert(name.clone(), snapshot.log_data().iter().count() as u64);
             let provider = table.table_provider().await?;
             columns.extend(provider.schema().fields().iter().map(|f| f.name().clone()));
             ctx.register_table(name.as_str(), provider)?;
@@ -136,6 +145,7 @@ impl QueryEngine {
             limits: limits.clone(),
             meter,
             partitions,
+            file_counts,
             tables,
             columns,
         })
@@ -161,22 +171,19 @@ impl QueryEngine {
         let shown = self.show_partitions(sql)?;
         let rewritten = shown.or_else(|| unnest::rewrite(sql));
         let sql = rewritten.as_deref().unwrap_or(sql);
-        self.meter.read.store(0, Ordering::Relaxed);
-        self.meter.limit.store(
-            self.limits.max_bytes_scanned.unwrap_or(0),
-            Ordering::Relaxed,
-        );
+        self.meter.reset(self.limits.max_bytes_scanned.unwrap_or(0));
         let run = async {
             let df = self
                 .ctx
                 .sql_with_options(sql, options)
                 .await
                 .map_err(|e| self.explain(e))?;
+            let scanned_tables = scanned_tables(df.logical_plan());
             let schema = Arc::new(df.schema().as_arrow().clone());
             let batches = df.collect().await.map_err(|e| self.explain(e))?;
-            Ok::<_, Error>((schema, batches))
+            Ok::<_, Error>((schema, batches, scanned_tables))
         };
-        let (schema, batches) = match self.limits.timeout {
+        let (schema, batches, scanned_tables) = match self.limits.timeout {
             Some(t) => tokio::time::timeout(t, run).await.map_err(|_| {
                 Error::Query(format!(
                     "query cancelled: it ran longer than {} s (query.timeout_secs)",
@@ -185,10 +192,17 @@ impl QueryEngine {
             })??,
             None => run.await?,
         };
+        let files_scanned = self.meter.files_read() as u64;
+        let files_total: u64 = scanned_tables
+            .iter()
+            .filter_map(|t| self.file_counts.get(t))
+            .sum();
         Ok(QueryResult {
             schema,
             batches,
             bytes_scanned: self.meter.read.load(Ordering::Relaxed),
+            files_scanned,
+            files_pruned: files_total.saturating_sub(files_scanned),
             elapsed: started.elapsed(),
         })
     }
@@ -266,6 +280,23 @@ impl QueryEngine {
         }
         Error::Query(msg)
     }
+}
+
+/// The lake tables a plan scans (each once), subqueries included.
+fn scanned_tables(plan: &datafusion::logical_expr::LogicalPlan) -> Vec<String> {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    use datafusion::logical_expr::LogicalPlan;
+    let mut names = Vec::new();
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            let name = scan.table_name.table().to_string();
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    names
 }
 
 /// Writes a result in the chosen format.

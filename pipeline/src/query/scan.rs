@@ -15,14 +15,35 @@ use object_store::{
     PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
 };
 
-/// Bytes read by the current query, and the cap (0 = none).
+/// Bytes read by the current query, the cap (0 = none), and the data files it opened.
 #[derive(Debug, Default)]
 pub struct ScanMeter {
     pub read: AtomicU64,
     pub limit: AtomicU64,
+    pub files: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl ScanMeter {
+    pub fn reset(&self, limit: u64) {
+        self.read.store(0, Ordering::Relaxed);
+        self.limit.store(limit, Ordering::Relaxed);
+        if let Ok(mut f) = self.files.lock() {
+            f.clear();
+        }
+    }
+
+    pub fn files_read(&self) -> usize {
+        self.files.lock().map(|f| f.len()).unwrap_or(0)
+    }
+
+    fn note(&self, location: &Path) {
+        if location.as_ref().ends_with(".parquet")
+            && let Ok(mut f) = self.files.lock()
+        {
+            f.insert(location.to_string());
+        }
+    }
+
     fn charge(&self, n: u64) -> Result<()> {
         let total = self.read.fetch_add(n, Ordering::Relaxed) + n;
         let limit = self.limit.load(Ordering::Relaxed);
@@ -85,12 +106,14 @@ impl ObjectStore for MeteredStore {
         let head = options.head;
         let r = self.inner.get_opts(location, options).await?;
         if !head {
+            self.meter.note(location);
             self.meter.charge(r.range.end - r.range.start)?;
         }
         Ok(r)
     }
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        self.meter.note(location);
         self.meter
             .charge(ranges.iter().map(|r| r.end - r.start).sum())?;
         self.inner.get_ranges(location, ranges).await

@@ -79,6 +79,7 @@ pub fn spec() -> Value {
                         "statistics": { "type": "object", "properties": {
                             "queued_ms": { "type": "integer" }, "elapsed_ms": { "type": "integer" },
                             "rows": { "type": "integer" }, "bytes_scanned": { "type": "integer" },
+                            "files_scanned": { "type": "integer" }, "files_pruned": { "type": "integer" },
                             "result_bytes": { "type": "integer" } } },
                         "error": { "type": ["string", "null"] },
                         "output_location": { "type": ["string", "null"] },

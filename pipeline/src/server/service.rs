@@ -41,6 +41,8 @@ pub struct Statistics {
     pub elapsed_ms: u64,
     pub rows: u64,
     pub bytes_scanned: u64,
+    pub files_scanned: u64,
+    pub files_pruned: u64,
     pub result_bytes: u64,
 }
 
@@ -59,6 +61,16 @@ pub struct QueryInfo {
     pub output_location: Option<String>,
     /// The earlier query whose results this one reused.
     pub reused_from: Option<String>,
+}
+
+/// What a finished run produced.
+struct Done {
+    rows: u64,
+    bytes_scanned: u64,
+    files_scanned: u64,
+    files_pruned: u64,
+    result_bytes: u64,
+    location: String,
 }
 
 struct Running {
@@ -227,12 +239,14 @@ impl QueryService {
                 i.ended_at.as_deref().unwrap_or(""),
             );
             match outcome {
-                Ok((rows, scanned, bytes, location)) => {
+                Ok(done) => {
                     i.state = State::Succeeded;
-                    i.statistics.rows = rows;
-                    i.statistics.bytes_scanned = scanned;
-                    i.statistics.result_bytes = bytes;
-                    i.output_location = Some(location);
+                    i.statistics.rows = done.rows;
+                    i.statistics.bytes_scanned = done.bytes_scanned;
+                    i.statistics.files_scanned = done.files_scanned;
+                    i.statistics.files_pruned = done.files_pruned;
+                    i.statistics.result_bytes = done.result_bytes;
+                    i.output_location = Some(done.location);
                 }
                 Err(e) => {
                     i.state = State::Failed;
@@ -249,7 +263,7 @@ impl QueryService {
     }
 
     /// Runs the query and stores its results as an Arrow IPC file.
-    async fn run(&self, id: &str, sql: &str) -> Result<(u64, u64, u64, String)> {
+    async fn run(&self, id: &str, sql: &str) -> Result<Done> {
         let engine = QueryEngine::open_with(&self.lake, &self.limits).await?;
         let r = engine.sql(sql).await?;
         let mut buf = Vec::new();
@@ -263,12 +277,14 @@ impl QueryService {
         let bytes = buf.len() as u64;
         let path = self.result_path(id);
         self.store.put(&path, PutPayload::from(buf)).await?;
-        Ok((
-            r.num_rows() as u64,
-            r.bytes_scanned,
-            bytes,
-            format!("_tributary/results/{id}.arrow"),
-        ))
+        Ok(Done {
+            rows: r.num_rows() as u64,
+            bytes_scanned: r.bytes_scanned,
+            files_scanned: r.files_scanned,
+            files_pruned: r.files_pruned,
+            result_bytes: bytes,
+            location: format!("_tributary/results/{id}.arrow"),
+        })
     }
 
     /// A query's current state: live ones from memory, finished ones from the history.

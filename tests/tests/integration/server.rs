@@ -140,6 +140,8 @@ async fn query_api_end_to_end() {
     assert_eq!(done["state"], "SUCCEEDED", "{done}");
     assert_eq!(done["statistics"]["rows"], 2500);
     assert!(done["statistics"]["bytes_scanned"].as_u64().unwrap() > 0);
+    assert!(done["statistics"]["files_scanned"].as_u64().unwrap() > 0);
+    assert_eq!(done["statistics"]["files_pruned"], 0);
     assert!(
         done["output_location"]
             .as_str()
