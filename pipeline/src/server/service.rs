@@ -342,11 +342,12 @@ impl QueryService {
         }
     }
 
-    /// The history, newest first.
+    /// The history, newest first: only the `limit` most recently written entries are read.
     pub async fn list(&self, limit: usize) -> Result<Vec<QueryInfo>> {
-        let objects: Vec<_> = self.store.list(Some(&self.history)).try_collect().await?;
+        let mut objects: Vec<_> = self.store.list(Some(&self.history)).try_collect().await?;
+        objects.sort_by_key(|o| std::cmp::Reverse(o.last_modified));
         let mut out = Vec::new();
-        for o in objects {
+        for o in objects.into_iter().take(limit) {
             let Some(id) = o.location.filename().and_then(|f| f.strip_suffix(".json")) else {
                 continue;
             };
@@ -355,7 +356,6 @@ impl QueryService {
             }
         }
         out.sort_by(|a, b| b.submitted_at.cmp(&a.submitted_at));
-        out.truncate(limit);
         Ok(out)
     }
 
