@@ -92,7 +92,13 @@ impl TableFunctionImpl for TimeTravel {
                 .await
                 .map_err(|e| DataFusionError::Plan(e.to_string()))
         };
-        // Planning is synchronous here; loading a version is not.
-        tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(load))
+        // Planning is synchronous here; loading a version is not. Blocking in place needs the
+        // multi-threaded runtime (the binary's); refuse rather than panic elsewhere.
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|e| DataFusionError::Plan(format!("{f}: no async runtime: {e}")))?;
+        if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+            return plan_err!("{f} needs the multi-threaded tokio runtime");
+        }
+        tokio::task::block_in_place(|| handle.block_on(load))
     }
 }
