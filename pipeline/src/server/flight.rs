@@ -68,7 +68,7 @@ impl FlightSql {
             .and_then(|v| v.strip_prefix("Bearer "));
         match given {
             None => Err(Status::unauthenticated("missing bearer token")),
-            Some(t) if t.trim().as_bytes() == self.token.as_bytes() => Ok(()),
+            Some(t) if super::same(t.trim().as_bytes(), self.token.as_bytes()) => Ok(()),
             Some(_) => Err(Status::permission_denied("invalid bearer token")),
         }
     }
@@ -124,7 +124,7 @@ impl FlightSqlService for FlightSql {
             Some(b64) => base64_decode(b64)
                 .and_then(|b| String::from_utf8(b).ok())
                 .and_then(|s| s.split_once(':').map(|(_, p)| p.to_string()))
-                .map(|p| p.as_bytes() == self.token.as_bytes())
+                .map(|p| super::same(p.as_bytes(), self.token.as_bytes()))
                 .unwrap_or(false),
             None => self.check(&request).is_ok(),
         };
