@@ -71,7 +71,7 @@ def via_api(addr, sql):
 
 
 def via_cli(binary, cfg, sql):
-    out = subprocess.run([binary, "--config", cfg, "--no-progress", "query", "--format", "json", sql],
+    out = subprocess.run([binary, "--config", cfg, "--no-progress", "query", "--format", "json", "--", sql],
                          capture_output=True, text=True, check=True)
     rows = [json.loads(l) for l in out.stdout.splitlines() if l.strip()]
     cols = list(rows[0].keys()) if rows else []

@@ -117,9 +117,32 @@ pub enum Command {
         /// Address for Arrow Flight SQL (default [server] flight_bind, 127.0.0.1:8485).
         #[arg(long)]
         flight_bind: Option<std::net::SocketAddr>,
+        /// Do not run the job scheduler alongside (it runs when the project has jobs).
+        #[arg(long)]
+        no_scheduler: bool,
     },
     /// List the lake's tables: rows, files, bytes, partitions, last commit.
     Tables,
+    /// Scheduled ETL jobs (jobs/*.toml): list, run, status, history, backfill, reset.
+    Jobs {
+        #[command(subcommand)]
+        command: crate::jobs::cli::JobsCommand,
+    },
+    /// Fire jobs on their schedules until Ctrl-C (runs left by a crashed scheduler are
+    /// marked FAILED; no slot runs twice).
+    Scheduler {
+        /// One pass: run what is due now, wait for it, exit.
+        #[arg(long)]
+        once: bool,
+        /// One pass as if the time were TIME (RFC 3339): for dry runs and tests.
+        #[arg(long, value_name = "TIME")]
+        now: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    /// Export the lake's tables to other engines' catalogs.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
     /// Schema tools.
     Schema {
         #[command(subcommand)]
@@ -133,6 +156,22 @@ pub enum Command {
         /// Number of input files.
         #[arg(long, default_value_t = 4)]
         files: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Print the DDL that registers every lake table (Delta) in Athena/Glue, Trino or Spark.
+    Export {
+        #[arg(long, value_enum, default_value_t = crate::catalog::CatalogFormat::Athena)]
+        format: crate::catalog::CatalogFormat,
+        /// Database (Glue database, Trino schema) to create the tables in.
+        #[arg(long, default_value = "tributary")]
+        database: String,
+        /// Location to use instead of the lake's own (e.g. s3://bucket/prefix after copying
+        /// a local lake to S3).
+        #[arg(long, value_name = "URL")]
+        location_prefix: Option<String>,
     },
 }
 
@@ -177,6 +216,25 @@ pub async fn execute(cli: Cli) -> Result<i32> {
                     p.transforms.len(),
                     p.on_bad_record,
                     p.table.partition_columns().join(", ")
+                );
+            }
+            for j in &config.jobs {
+                let when = match (&j.schedule, &j.schedule_text) {
+                    (Some(s), Some(text)) => match s.next_after(chrono::Utc::now(), j.tz) {
+                        Some(n) => format!(
+                            "{text} {} (next {})",
+                            j.tz,
+                            n.with_timezone(&j.tz).format("%Y-%m-%d %H:%M %Z")
+                        ),
+                        None => format!("{text} {} (no future slot)", j.tz),
+                    },
+                    _ => format!("after {}", j.depends_on.join(", ")),
+                };
+                println!(
+                    "  job      {:<16} {} → table {} ({when})",
+                    j.name,
+                    j.task.kind(),
+                    j.task.target()
                 );
             }
             Ok(0)
@@ -274,10 +332,36 @@ pub async fn execute(cli: Cli) -> Result<i32> {
                 .join(".tributary_history");
             crate::repl::run(engine, *format, history).await
         }
-        Command::Serve { bind, flight_bind } => {
+        Command::Serve {
+            bind,
+            flight_bind,
+            no_scheduler,
+        } => {
+            let stop = stop_on_ctrl_c();
             let (lake, limits, server) = if cli.config.exists() {
                 let config = load(&cli).await?;
                 let lake = Lake::open(&config.project.lake, &config.storage.s3).await?;
+                if !*no_scheduler && config.jobs.iter().any(|j| j.enabled) {
+                    let s = crate::jobs::Scheduler::new(
+                        lake.clone(),
+                        config.query.clone(),
+                        config.jobs.clone(),
+                        config.scheduler.max_concurrent_runs,
+                        config.scheduler.grace,
+                    )?;
+                    let stop = stop.clone();
+                    eprintln!("scheduler: {} jobs", config.jobs.len());
+                    tokio::spawn(async move {
+                        let until = async move {
+                            while !stop.load(Ordering::Relaxed) {
+                                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                            }
+                        };
+                        if let Err(e) = s.run_forever(until).await {
+                            tracing::error!(error = %e, "the job scheduler stopped");
+                        }
+                    });
+                }
                 (lake, config.query, config.server)
             } else {
                 let lake =
@@ -300,7 +384,6 @@ pub async fn execute(cli: Cli) -> Result<i32> {
                         server.token_env
                     ))
                 })?;
-            let stop = stop_on_ctrl_c();
             let shutdown = async move {
                 while !stop.load(Ordering::Relaxed) {
                     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -314,6 +397,39 @@ pub async fn execute(cli: Cli) -> Result<i32> {
                 flight_bind: Some(flight_bind.unwrap_or(server.flight_bind)),
             };
             crate::server::serve(lake, limits, settings, shutdown).await?;
+            Ok(0)
+        }
+        Command::Jobs { command } => {
+            let config = load(&cli).await?;
+            let lake = Lake::open(&config.project.lake, &config.storage.s3).await?;
+            crate::jobs::cli::execute(&config, &lake, command).await
+        }
+        Command::Scheduler { once, now } => {
+            let config = load(&cli).await?;
+            let lake = Lake::open(&config.project.lake, &config.storage.s3).await?;
+            let stop = stop_on_ctrl_c();
+            let shutdown = async move {
+                while !stop.load(Ordering::Relaxed) {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+            };
+            crate::jobs::cli::scheduler(&config, &lake, *once, *now, shutdown).await
+        }
+        Command::Catalog {
+            command:
+                CatalogCommand::Export {
+                    format,
+                    database,
+                    location_prefix,
+                },
+        } => {
+            let lake = open_lake(&cli).await?;
+            let opts = crate::catalog::ExportOptions {
+                format: *format,
+                database: database.clone(),
+                location_prefix: location_prefix.clone(),
+            };
+            print!("{}", crate::catalog::export(&lake, &opts).await?);
             Ok(0)
         }
         Command::Tables => {
@@ -505,8 +621,15 @@ async fn demo(cli: &Cli, records: u64, files: usize) -> Result<()> {
         g.bad,
         g.bytes as f64 / 1e6
     );
+    crate::demo::generate_customers(&config_dir.join("data").join("customers"), 20_000, 7)?;
     let config = load(cli).await?;
-    let summaries = run(cli, &config, &["orders".to_string()], None).await?;
+    let summaries = run(
+        cli,
+        &config,
+        &["orders".to_string(), "customers".to_string()],
+        None,
+    )
+    .await?;
     for s in &summaries {
         println!("{s}");
     }
@@ -531,6 +654,44 @@ async fn demo(cli: &Cli, records: u64, files: usize) -> Result<()> {
             &mut stdout.lock(),
         )?;
     }
-    println!("\nlake: {}   (try `tributary tables`)", lake.display());
+    // The demo's SQL jobs, once each in dependency order (the scheduler would fire them on
+    // their schedules: `tributary scheduler`).
+    let mut done: Vec<String> = Vec::new();
+    while let Some(job) = config.jobs.iter().find(|j| {
+        matches!(j.task, crate::jobs::Task::Sql(_))
+            && !done.contains(&j.name)
+            && j.depends_on.iter().all(|d| done.contains(d))
+    }) {
+        let rec = crate::jobs::run::execute(
+            &lake,
+            &config.query,
+            job,
+            crate::jobs::run::Scope::Incremental,
+            &crate::jobs::run::Trigger::new("manual", None),
+        )
+        .await?;
+        println!(
+            "job {:<18} {} ({} rows → {})",
+            job.name,
+            rec.state.as_str(),
+            rec.rows_written,
+            job.task.target()
+        );
+        done.push(job.name.clone());
+    }
+    if done.iter().any(|j| j == "daily_revenue") {
+        let engine = QueryEngine::open(&lake).await?;
+        let q = "SELECT dt, sum(orders) AS orders, round(sum(revenue), 2) AS revenue FROM daily_revenue GROUP BY dt ORDER BY dt";
+        println!("\n$ tributary query \"{q}\"");
+        write_result(
+            &engine.sql(q).await?,
+            OutputFormat::Table,
+            &mut stdout.lock(),
+        )?;
+    }
+    println!(
+        "\nlake: {}   (try `tributary tables`, `tributary jobs list`)",
+        lake.display()
+    );
     Ok(())
 }

@@ -149,6 +149,36 @@ fn event(rng: &mut Rng, n: u64, records: u64) -> String {
     )
 }
 
+const SEGMENTS: &[&str] = &["consumer", "smb", "enterprise", "vip"];
+
+/// The customers dimension (ids 1..=`n`, as referenced by the events): segment and signup
+/// date, one NDJSON file.
+pub fn generate_customers(dir: &Path, n: u64, seed: u64) -> Result<u64> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+    let path = dir.join("customers.ndjson");
+    let f = std::fs::File::create(&path)
+        .map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
+    let mut w = std::io::BufWriter::new(f);
+    let mut rng = Rng(seed);
+    let io = |e| Error::io(format!("cannot write {}", path.display()), e);
+    for id in 1..=n {
+        let segment = SEGMENTS[rng.skewed(SEGMENTS.len())];
+        // Signed up in the two years before the events.
+        let day = chrono::DateTime::from_timestamp_millis(START_MS)
+            .map(|t| t.date_naive())
+            .unwrap_or_default()
+            - chrono::Duration::days(1 + rng.below(730) as i64);
+        writeln!(
+            w,
+            "{{\"customer_id\":{id},\"segment\":\"{segment}\",\"signup_date\":\"{day}\"}}"
+        )
+        .map_err(io)?;
+    }
+    w.flush().map_err(io)?;
+    Ok(n)
+}
+
 fn bad_line(rng: &mut Rng, good: &str) -> String {
     match rng.below(3) {
         0 => good[..1 + rng.below(good.len() as u64 - 2) as usize].to_string(),

@@ -2,12 +2,14 @@
 //! Parquet files → SQL. See DESIGN.md for the map; modules follow the data:
 //! `config` → `schema` → `decode` → `transform` → `lake` → `query`, tied by `runtime`.
 
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod decode;
 pub mod demo;
 pub mod diag;
 pub mod error;
+pub mod jobs;
 pub mod lake;
 pub mod query;
 pub mod repl;

@@ -73,6 +73,21 @@ impl TempProject {
         Self::new(&config, &[("events", EVENTS_SCHEMA)])
     }
 
+    /// A copy of the repository's demo project: tributary.toml, schemas/ and jobs/.
+    pub fn demo() -> Self {
+        let root = repo_root();
+        let config = std::fs::read_to_string(root.join("tributary.toml")).unwrap();
+        let p = Self::new(&config, &[]);
+        for dir in ["schemas", "jobs"] {
+            std::fs::create_dir_all(p.path().join(dir)).unwrap();
+            for e in std::fs::read_dir(root.join(dir)).unwrap() {
+                let path = e.unwrap().path();
+                std::fs::copy(&path, p.path().join(dir).join(path.file_name().unwrap())).unwrap();
+            }
+        }
+        p
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }

@@ -5,6 +5,7 @@ mod integration {
     mod bad_records;
     mod cli;
     mod demo;
+    mod jobs;
     mod kinesis;
     mod partitions;
     mod query_limits;

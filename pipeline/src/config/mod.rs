@@ -68,6 +68,14 @@ pub struct Project {
     /// The lake's location: an absolute local path or an object-store URL.
     pub lake: String,
     pub schemas_dir: PathBuf,
+    pub jobs_dir: PathBuf,
+}
+
+/// `[scheduler]`.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    pub max_concurrent_runs: usize,
+    pub grace: std::time::Duration,
 }
 
 /// How AWS services are reached (overrides of the standard AWS chain).
@@ -97,7 +105,9 @@ pub struct Config {
     pub storage: Storage,
     pub query: crate::query::QueryLimits,
     pub server: ServerConfig,
+    pub scheduler: SchedulerConfig,
     pub pipelines: Vec<Pipeline>,
+    pub jobs: Vec<crate::jobs::Job>,
 }
 
 impl Config {
@@ -212,6 +222,20 @@ impl Config {
                 Err(d) => diags.0.extend(d.0),
             }
         }
+        let jobs_dir = dir.join(raw.project.jobs.get_ref());
+        let mut known: std::collections::BTreeSet<String> =
+            [crate::jobs::JOB_RUNS_TABLE.to_string()].into();
+        for p in &pipelines {
+            known.insert(p.table.name.clone());
+            known.insert(p.dlq_table());
+        }
+        let jobs = match crate::jobs::load_jobs(&jobs_dir, &crate::jobs::KnownTables(known)) {
+            Ok(j) => j,
+            Err(d) => {
+                diags.0.extend(d.0);
+                vec![]
+            }
+        };
         if !diags.is_empty() {
             return Err(diags);
         }
@@ -222,6 +246,7 @@ impl Config {
                 name: raw.project.name,
                 lake,
                 schemas_dir,
+                jobs_dir,
             },
             storage,
             query: crate::query::QueryLimits {
@@ -233,7 +258,12 @@ impl Config {
                     .then(|| raw.query.max_scanned_mb.saturating_mul(1 << 20)),
             },
             server,
+            scheduler: SchedulerConfig {
+                max_concurrent_runs: raw.scheduler.max_concurrent_runs.max(1),
+                grace: std::time::Duration::from_secs(raw.scheduler.grace_secs),
+            },
             pipelines,
+            jobs,
         })
     }
 
@@ -249,6 +279,11 @@ impl Config {
                 )
             })
     }
+}
+
+/// A name usable for tables and jobs: lowercase letters, digits and `_`.
+pub(crate) fn is_plain_name(s: &str) -> bool {
+    is_ident(s)
 }
 
 fn is_ident(s: &str) -> bool {

@@ -18,6 +18,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub server: RawServer,
     #[serde(default)]
+    pub scheduler: RawScheduler,
+    #[serde(default)]
     pub pipelines: BTreeMap<Spanned<String>, Spanned<RawPipeline>>,
 }
 
@@ -32,6 +34,9 @@ pub struct RawProject {
     /// Folder of table schemas, relative to the config file.
     #[serde(default = "default_schemas")]
     pub schemas: Spanned<String>,
+    /// Folder of job definitions, relative to the config file.
+    #[serde(default = "default_jobs")]
+    pub jobs: Spanned<String>,
 }
 
 impl Default for RawProject {
@@ -40,6 +45,7 @@ impl Default for RawProject {
             name: default_project_name(),
             lake: default_lake(),
             schemas: default_schemas(),
+            jobs: default_jobs(),
         }
     }
 }
@@ -52,6 +58,37 @@ fn default_lake() -> Spanned<String> {
 }
 fn default_schemas() -> Spanned<String> {
     Spanned::new(0..0, "schemas".into())
+}
+fn default_jobs() -> Spanned<String> {
+    Spanned::new(0..0, "jobs".into())
+}
+
+/// `[scheduler]`: how scheduled jobs run.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScheduler {
+    /// Job runs at once; more wait (state STARTING).
+    #[serde(default = "default_max_concurrent_runs")]
+    pub max_concurrent_runs: usize,
+    /// A slot this many seconds late still runs under catch_up = "none".
+    #[serde(default = "default_grace_secs")]
+    pub grace_secs: u64,
+}
+
+impl Default for RawScheduler {
+    fn default() -> Self {
+        Self {
+            max_concurrent_runs: default_max_concurrent_runs(),
+            grace_secs: default_grace_secs(),
+        }
+    }
+}
+
+fn default_max_concurrent_runs() -> usize {
+    4
+}
+fn default_grace_secs() -> u64 {
+    300
 }
 
 /// `tributary serve`: the HTTP query API.

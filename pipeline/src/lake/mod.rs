@@ -213,6 +213,11 @@ impl Lake {
         }
     }
 
+    /// A handle on a table that may not exist yet (for writers that create it).
+    pub fn unloaded(&self, name: &str) -> Result<DeltaTable> {
+        self.handle(name)
+    }
+
     /// Opens an existing table; `None` if there is none of that name.
     pub async fn load(&self, name: &str) -> Result<Option<DeltaTable>> {
         if !self.has_log(name).await? {

@@ -151,6 +151,24 @@ impl QueryEngine {
         })
     }
 
+    /// Replaces a table's registration (a job reads an incremental source through a view
+    /// of some of its files).
+    pub(crate) fn replace_table(
+        &mut self,
+        name: &str,
+        provider: Arc<dyn datafusion::catalog::TableProvider>,
+        files: u64,
+    ) -> Result<()> {
+        self.ctx.deregister_table(name)?;
+        self.ctx.register_table(name, provider)?;
+        self.file_counts.insert(name.to_string(), files);
+        Ok(())
+    }
+
+    pub(crate) fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
     pub fn tables(&self) -> &[String] {
         &self.tables
     }

@@ -3,17 +3,15 @@
 use tributary_tests::{TempProject, independent_daily, ndjson_files, repo_root, valid_event};
 
 fn demo_project() -> TempProject {
-    let root = repo_root();
-    let config = std::fs::read_to_string(root.join("tributary.toml")).unwrap();
-    let schema = std::fs::read_to_string(root.join("schemas/orders.toml")).unwrap();
-    TempProject::new(&config, &[("orders", &schema)])
+    TempProject::demo()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_pipeline_end_to_end_matches_independent_answer() {
     let p = demo_project();
     let g = tributary::demo::generate(&p.path().join("data/orders"), 6000, 3, 42).unwrap();
-    let s = &p.run().await[0];
+    let summaries = p.run().await;
+    let s = summaries.iter().find(|s| s.pipeline == "orders").unwrap();
     assert_eq!(s.records_read, g.good + g.bad);
     assert_eq!(s.dead_lettered, g.bad);
 
@@ -55,6 +53,31 @@ async fn demo_pipeline_end_to_end_matches_independent_answer() {
         .map(|(d, (n, c, h))| format!("{d},{n},{c},{h}"))
         .collect();
     assert_eq!(got, want);
+
+    // The demo's daily rollup job gives the same answer as querying the orders directly.
+    let config = p.config().await;
+    let job = config
+        .jobs
+        .iter()
+        .find(|j| j.name == "daily_revenue")
+        .unwrap();
+    let rec = tributary::jobs::run::execute(
+        &p.lake().await,
+        &config.query,
+        job,
+        tributary::jobs::run::Scope::Incremental,
+        &tributary::jobs::run::Trigger::new("manual", None),
+    )
+    .await
+    .unwrap();
+    assert_eq!(rec.state.as_str(), "SUCCEEDED", "{:?}", rec.error);
+    let direct = std::fs::read_to_string(repo_root().join("jobs/daily_revenue.sql")).unwrap();
+    assert_eq!(
+        p.query_csv("SELECT * FROM daily_revenue ORDER BY dt, country")
+            .await,
+        p.query_csv(&format!("SELECT * FROM ({direct}) ORDER BY dt, country"))
+            .await
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -338,14 +338,7 @@ async fn notebooks_run_headless() {
     let python = std::env::var("TRIBUTARY_TEST_PYTHON").unwrap_or_else(|_| {
         panic!("TRIBUTARY_TEST_PYTHON is not set: run the tests with `bash scripts/test.sh`, which installs nbclient")
     });
-    let root = tributary_tests::repo_root();
-    let p = TempProject::new(
-        &std::fs::read_to_string(root.join("tributary.toml")).unwrap(),
-        &[(
-            "orders",
-            &std::fs::read_to_string(root.join("schemas/orders.toml")).unwrap(),
-        )],
-    );
+    let p = TempProject::demo();
     let demo = Command::new(tributary_bin())
         .current_dir(p.path())
         .args([
@@ -367,8 +360,8 @@ async fn notebooks_run_headless() {
     let out = p.path().join("executed");
     let plot = p.path().join("revenue.png");
     let run = Command::new(python)
-        .arg(root.join("tests/python/run_notebooks.py"))
-        .arg(root.join("notebooks"))
+        .arg(tributary_tests::repo_root().join("tests/python/run_notebooks.py"))
+        .arg(tributary_tests::repo_root().join("notebooks"))
         .arg(&out)
         .env("TRIBUTARY_FLIGHT", &s.flight)
         .env("TRIBUTARY_HTTP", format!("http://{}", s.addr))
