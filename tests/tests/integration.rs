@@ -4,6 +4,7 @@ mod integration {
     mod athena;
     mod bad_records;
     mod cli;
+    mod crash;
     mod demo;
     mod jobs;
     mod kinesis;
