@@ -22,7 +22,7 @@ pub struct BadRecord {
     pub offset: u64,
     pub raw: Vec<u8>,
     /// `invalid_json`, `invalid_utf8`, `wrong_type`, `missing_field`, `too_large`,
-    /// `transform`.
+    /// `too_deep`, `duplicate`, `transform`.
     pub kind: &'static str,
     pub reason: String,
     /// The source's own id of the record (Kinesis `sequence[:sub-sequence]`), if it has one.
@@ -102,6 +102,22 @@ impl NdjsonDecoder {
                                 "record is {} bytes, over max_record_bytes = {}",
                                 line.len(),
                                 self.max_record_bytes
+                            ),
+                        });
+                    }
+                } else if let Some(depth) = too_deep(line) {
+                    // arrow-json describes a wrong-typed value by serializing it recursively:
+                    // a deeply nested record would overflow the stack. Cut it out first.
+                    oversize = true;
+                    if offset >= skip_bad_before {
+                        out.bad.push(BadRecord {
+                            partition: chunk.start.partition.clone(),
+                            offset,
+                            raw: line[..line.len().min(64 * 1024)].to_vec(),
+                            record_id: None,
+                            kind: "too_deep",
+                            reason: format!(
+                                "record nests arrays/objects {depth} deep, over the limit of {MAX_DEPTH}"
                             ),
                         });
                     }
@@ -359,6 +375,39 @@ impl NdjsonDecoder {
     }
 }
 
+/// Deepest nesting of arrays and objects a record may have (schemas need a handful).
+pub const MAX_DEPTH: usize = 64;
+
+/// The nesting depth of a line if it is over `MAX_DEPTH`. Counting brackets first (a SIMD
+/// scan) keeps the exact, string-aware walk off ordinary records.
+fn too_deep(line: &[u8]) -> Option<usize> {
+    if memchr::memchr2_iter(b'[', b'{', line).count() <= MAX_DEPTH {
+        return None;
+    }
+    let (mut depth, mut max, mut in_str, mut escaped) = (0usize, 0usize, false, false);
+    for &b in line {
+        if in_str {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    (max > MAX_DEPTH).then_some(max)
+}
+
 /// Names what is wrong with a line arrow-json rejected, in words a user can act on.
 fn classify(line: &[u8], arrow_err: String) -> (&'static str, String) {
     if std::str::from_utf8(line).is_err() {
@@ -366,6 +415,10 @@ fn classify(line: &[u8], arrow_err: String) -> (&'static str, String) {
     }
     match serde_json::from_slice::<serde::de::IgnoredAny>(line) {
         Err(e) => ("invalid_json", format!("invalid JSON: {e}")),
+        Ok(_) if line.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') => (
+            "invalid_json",
+            "a record must be a JSON object ({…}), this is another JSON value".into(),
+        ),
         Ok(_) => {
             let msg = arrow_err.trim_start_matches("Json error: ").to_string();
             if msg.contains("expected one JSON object") || msg.contains("more than one JSON") {
@@ -471,6 +524,16 @@ mod tests {
         let skip = d.bad[3].offset;
         let again = decoder().decode(&chunk(&text), skip);
         assert_eq!(again.bad.len(), 3);
+    }
+
+    #[test]
+    fn nesting_depth_counts_brackets_outside_strings() {
+        assert_eq!(too_deep(b"{\"a\":[1,2,{\"b\":3}]}"), None);
+        let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
+        assert_eq!(too_deep(deep.as_bytes()), Some(100));
+        // Brackets inside strings (escaped quotes included) are text, not nesting.
+        let s = format!("{{\"s\":\"\\\"{}\"}}", "[".repeat(100));
+        assert_eq!(too_deep(s.as_bytes()), None);
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub struct Pipeline {
     pub batch_size: usize,
     pub parallelism: usize,
     pub max_record_bytes: usize,
+    /// Field whose repeats within a batch are dead-lettered as duplicates.
+    pub dedupe_key: Option<String>,
     pub sink: SinkSettings,
 }
 
@@ -509,6 +511,20 @@ async fn validate_pipeline(
         return Err(diags);
     }
     // `current` (the transforms' output) was checked against the table above.
+    if let (Some(k), Some(schema)) = (&p.dedupe_key, &input)
+        && schema.field_with_name(k.get_ref()).is_err()
+    {
+        diags.push(
+            file.error(
+                k.span(),
+                format!("dedupe_key `{}` is not a field of the input", k.get_ref()),
+            )
+            .with_hint(did_you_mean(
+                k.get_ref(),
+                schema.fields().iter().map(|f| f.name().as_str()),
+            )),
+        );
+    }
     let (Some(table), Some(input), Some(source), Some(_)) = (table, input, source, current) else {
         return Err(Diagnostics(vec![
             file.error(sp.span(), format!("pipeline `{name}` is invalid")),
@@ -531,6 +547,7 @@ async fn validate_pipeline(
         batch_size: *p.batch_size.get_ref(),
         parallelism,
         max_record_bytes: *p.max_record_bytes.get_ref(),
+        dedupe_key: p.dedupe_key.as_ref().map(|k| k.get_ref().clone()),
         sink: SinkSettings {
             target_file_bytes: p.sink.target_file_mb.max(1) << 20,
             max_file_rows: p.sink.max_file_rows.max(1),

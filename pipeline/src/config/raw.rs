@@ -215,6 +215,10 @@ pub struct RawPipeline {
     /// Records larger than this go to the dead-letter table.
     #[serde(default = "default_max_record_bytes")]
     pub max_record_bytes: Spanned<usize>,
+    /// A field whose repeated values within one batch are duplicates: the first is kept,
+    /// the others are dead-lettered (`duplicate`).
+    #[serde(default)]
+    pub dedupe_key: Option<Spanned<String>>,
     #[serde(default)]
     pub sink: RawSink,
 }

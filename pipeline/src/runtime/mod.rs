@@ -312,6 +312,7 @@ async fn run_once(
             p.max_record_bytes,
         ),
         transforms: p.transforms.clone(),
+        dedupe_key: p.dedupe_key.clone(),
         table_schema: main.schema().clone(),
         partitions: p
             .table

@@ -20,6 +20,8 @@ use crate::transform::{Transform, apply_all};
 pub(super) struct Stage {
     pub decoder: NdjsonDecoder,
     pub transforms: Vec<Arc<dyn Transform>>,
+    /// Repeats of this field within a batch are dead-lettered as duplicates.
+    pub dedupe_key: Option<String>,
     /// The table's Arrow schema as the writer expects it.
     pub table_schema: SchemaRef,
     /// Derived (non-identity) partition columns.
@@ -43,7 +45,10 @@ pub(super) struct Processed {
 
 impl Stage {
     pub(super) fn process(&self, chunk: SourceBatch, skip_bad_before: u64) -> Processed {
-        let decoded = self.decoder.decode(&chunk, skip_bad_before);
+        let mut decoded = self.decoder.decode(&chunk, skip_bad_before);
+        if let Some(key) = &self.dedupe_key {
+            dedupe(&mut decoded, key, &chunk, skip_bad_before);
+        }
         let mut out = Processed {
             parts: Vec::new(),
             bad: decoded.bad,
@@ -169,5 +174,72 @@ fn name_records(chunk: &SourceBatch, bad: &mut [BadRecord]) {
         if b.record_id.is_none() {
             b.record_id = chunk.record_id(b.offset).map(str::to_string);
         }
+    }
+}
+
+/// Keeps the first record of each `key` value in the decoded batch; the repeats become bad
+/// records of kind `duplicate` (null keys are never duplicates).
+fn dedupe(
+    decoded: &mut crate::decode::Decoded,
+    key: &str,
+    chunk: &SourceBatch,
+    skip_bad_before: u64,
+) {
+    let Some(batch) = &decoded.batch else { return };
+    let Some(col) = batch.column_by_name(key) else {
+        return;
+    };
+    let Ok(values) = arrow::compute::cast(col, &arrow::datatypes::DataType::Utf8) else {
+        return;
+    };
+    let Some(values) = values.as_any().downcast_ref::<arrow::array::StringArray>() else {
+        return;
+    };
+    let mut first: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut keep = Vec::with_capacity(values.len());
+    let mut bad = Vec::new();
+    for i in 0..values.len() {
+        if values.is_null(i) {
+            keep.push(true);
+            continue;
+        }
+        let v = values.value(i);
+        match first.get(v) {
+            None => {
+                first.insert(v, i);
+                keep.push(true);
+            }
+            Some(&j) => {
+                keep.push(false);
+                let r = decoded.good[i].clone();
+                let offset = chunk.start.offset + r.start as u64;
+                if offset >= skip_bad_before {
+                    bad.push(BadRecord {
+                        partition: chunk.start.partition.clone(),
+                        offset,
+                        raw: chunk.records[r].to_vec(),
+                        kind: "duplicate",
+                        reason: format!(
+                            "duplicate {key} `{v}`: the same value is at offset {} of this batch (dedupe_key keeps the first)",
+                            chunk.start.offset + decoded.good[j].start as u64
+                        ),
+                        record_id: None,
+                    });
+                }
+            }
+        }
+    }
+    if bad.is_empty() && keep.iter().all(|k| *k) {
+        return;
+    }
+    let mask = arrow::array::BooleanArray::from(keep.clone());
+    match filter_record_batch(batch, &mask) {
+        Ok(b) => {
+            decoded.batch = (b.num_rows() > 0).then_some(b);
+            let mut it = keep.iter();
+            decoded.good.retain(|_| *it.next().unwrap_or(&true));
+            decoded.bad.extend(bad);
+        }
+        Err(e) => tracing::warn!(error = %e, "dedupe skipped for a batch"),
     }
 }

@@ -112,3 +112,137 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 fn zstd_frame(data: &[u8]) -> Vec<u8> {
     zstd::encode_all(data, 3).unwrap()
 }
+
+/// One line of every kind of bad input, among good ones: each ends in the table or in the
+/// DLQ with its kind and reason, counted; nothing panics and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_of_every_kind_is_accounted_for() {
+    let p = TempProject::events("max_record_bytes = 20000\ndedupe_key = \"event_id\"\n");
+    let good = |id: &str, ts: &str| {
+        format!(
+            "{{\"event_id\":\"{id}\",\"event_time\":\"{ts}\",\"customer_id\":7,\"country\":\"DE\",\"device\":\"web\",\"items\":[{{\"sku\":\"A\",\"qty\":1,\"price\":2.5}}],\"total_amount\":2.5,\"status\":\"paid\",\"shipping\":null}}"
+        )
+    };
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    let mut want_good = 0;
+    for i in 0..50 {
+        lines.push(good(&format!("g{i}"), "2024-06-01T10:00:00Z").into_bytes());
+        want_good += 1;
+    }
+    let mut expect = std::collections::BTreeMap::<&str, i64>::new();
+    let mut bad = |line: Vec<u8>, kind: &'static str, lines: &mut Vec<Vec<u8>>| {
+        lines.push(line);
+        *expect.entry(kind).or_default() += 1;
+    };
+    // Not UTF-8.
+    let mut b = good("u1", "2024-06-01T10:00:00Z").into_bytes();
+    b.splice(20..21, [0xff, 0xfe]);
+    bad(b, "invalid_utf8", &mut lines);
+    // Not JSON, or cut off.
+    bad(
+        b"{\"event_id\": \"x\", ".to_vec(),
+        "invalid_json",
+        &mut lines,
+    );
+    bad(b"not json at all".to_vec(), "invalid_json", &mut lines);
+    bad(b"[1, 2, 3]".to_vec(), "invalid_json", &mut lines);
+    // Nested 9,000 deep where a list of structs belongs.
+    let deep = format!(
+        "{{\"event_id\":\"d1\",\"event_time\":\"2024-06-01T10:00:00Z\",\"customer_id\":1,\"total_amount\":1.0,\"items\":{}{}}}",
+        "[".repeat(9_000),
+        "]".repeat(9_000)
+    );
+    assert!(deep.len() < 20_000);
+    bad(deep.into_bytes(), "too_deep", &mut lines);
+    // Deep but within the limit, in a field the schema does not have: ignored, kept.
+    lines.push(
+        good("n1", "2024-06-01T10:00:00Z")
+            .replace(
+                "\"status\"",
+                &format!("\"extra\":{}1{},\"status\"", "[".repeat(40), "]".repeat(40)),
+            )
+            .into_bytes(),
+    );
+    want_good += 1;
+    // Over max_record_bytes.
+    let huge = good("h1", "2024-06-01T10:00:00Z")
+        .replace("\"web\"", &format!("\"{}\"", "w".repeat(30_000)));
+    bad(huge.into_bytes(), "too_large", &mut lines);
+    // Wrong types, and timestamps that do not parse or do not fit.
+    bad(
+        good("t1", "2024-06-01T10:00:00Z")
+            .replace("2.5}", "\"2.5x\"}")
+            .replace("\"total_amount\":2.5", "\"total_amount\":\"lots\"")
+            .into_bytes(),
+        "wrong_type",
+        &mut lines,
+    );
+    bad(
+        good("t2", "yesterday").into_bytes(),
+        "wrong_type",
+        &mut lines,
+    );
+    bad(
+        good("t3", "+292278994-08-17T07:12:55Z").into_bytes(),
+        "wrong_type",
+        &mut lines,
+    );
+    bad(
+        good("t4", "2024-13-45T99:00:00Z").into_bytes(),
+        "wrong_type",
+        &mut lines,
+    );
+    // A required field missing.
+    bad(
+        good("m1", "2024-06-01T10:00:00Z")
+            .replace("\"customer_id\":7,", "")
+            .into_bytes(),
+        "missing_field",
+        &mut lines,
+    );
+    // The same event id twice in one batch: the first is kept.
+    lines.push(good("dup", "2024-06-01T11:00:00Z").into_bytes());
+    want_good += 1;
+    bad(
+        good("dup", "2024-06-01T12:00:00Z").into_bytes(),
+        "duplicate",
+        &mut lines,
+    );
+    bad(
+        good("dup", "2024-06-01T13:00:00Z").into_bytes(),
+        "duplicate",
+        &mut lines,
+    );
+
+    std::fs::create_dir_all(p.data_dir()).unwrap();
+    let mut data = lines.join(&b'\n');
+    data.push(b'\n');
+    std::fs::write(p.data_dir().join("mixed.ndjson"), &data).unwrap();
+    let s = &p.run().await[0];
+    let total_bad: i64 = expect.values().sum();
+    assert_eq!(s.records_read as usize, lines.len());
+    assert_eq!(s.records_written, want_good);
+    assert_eq!(s.dead_lettered as i64, total_bad);
+    assert_eq!(
+        p.count("SELECT count(*) FROM events").await,
+        want_good as i64
+    );
+    let kinds = p
+        .query_csv(
+            "SELECT error_kind, count(*) FROM events_dlq GROUP BY error_kind ORDER BY error_kind",
+        )
+        .await;
+    let want: Vec<String> = expect.iter().map(|(k, n)| format!("{k},{n}")).collect();
+    assert_eq!(kinds[1..], want);
+    // The kept duplicate is the first one; every dead letter has a reason and its raw bytes.
+    assert_eq!(
+        p.query_csv("SELECT CAST(event_time AS VARCHAR) FROM events WHERE event_id = 'dup'")
+            .await[1],
+        "2024-06-01T11:00:00Z"
+    );
+    assert_eq!(
+        p.count("SELECT count(*) FROM events_dlq WHERE length(error) > 10 AND length(raw) > 0")
+            .await,
+        total_bad
+    );
+}
