@@ -194,6 +194,7 @@ pub async fn execute(cli: Cli) -> Result<i32> {
     match &cli.command {
         Command::Validate => {
             let config = load(&cli).await?;
+            check_existing_tables(&config).await?;
             println!("{}: ok", config.path.display());
             for p in &config.pipelines {
                 use tributary_connectors::SourceKind;
@@ -464,6 +465,63 @@ pub async fn execute(cli: Cli) -> Result<i32> {
             demo(&cli, *records, *files).await?;
             Ok(0)
         }
+    }
+}
+
+/// Refuses schema files whose changes the tables already in the lake cannot take (a
+/// missing local lake has no tables: nothing to check, and nothing is created).
+async fn check_existing_tables(config: &Config) -> Result<()> {
+    let local = !config.project.lake.starts_with("s3://");
+    if local && !Path::new(&config.project.lake).exists() {
+        return Ok(());
+    }
+    let lake = Lake::open(&config.project.lake, &config.storage.s3).await?;
+    let mut diags = crate::diag::Diagnostics::default();
+    for p in &config.pipelines {
+        let Some(table) = lake.load(&p.table.name).await? else {
+            continue;
+        };
+        let verdict = lake::schema_verdict(
+            &p.table.name,
+            &table,
+            &p.table.table_schema(),
+            &p.table.partition_columns(),
+        )?;
+        match verdict {
+            lake::evolution::Verdict::Refused(refusals) => {
+                for r in refusals {
+                    let text = &p.table.file.text;
+                    let needle = format!("\"{}\"", r.column);
+                    let span = text
+                        .find(&format!("name = {needle}"))
+                        .map(|i| {
+                            let at = i + "name = ".len();
+                            at..at + needle.len()
+                        })
+                        .unwrap_or(0..0);
+                    diags.push(
+                        p.table
+                            .file
+                            .error(span, r.message)
+                            .with_hint(format!("migration: {}", r.migration)),
+                    );
+                }
+            }
+            lake::evolution::Verdict::AddColumns(f) => {
+                let names: Vec<&str> = f.iter().map(|f| f.name().as_str()).collect();
+                println!(
+                    "  table    {:<16} gains nullable columns [{}] on the next run (old rows read them as null)",
+                    p.table.name,
+                    names.join(", ")
+                );
+            }
+            lake::evolution::Verdict::Same => {}
+        }
+    }
+    if diags.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Config(diags))
     }
 }
 

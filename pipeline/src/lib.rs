@@ -20,3 +20,5 @@ pub mod server;
 pub mod transform;
 
 pub use error::{Error, ErrorClass, Result};
+// For the fuzz targets and other users building on the library: the arrow we are built with.
+pub use arrow;

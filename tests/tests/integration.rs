@@ -6,6 +6,7 @@ mod integration {
     mod cli;
     mod crash;
     mod demo;
+    mod evolution;
     mod jobs;
     mod kinesis;
     mod partitions;

@@ -6,6 +6,7 @@ mod partition;
 mod sink;
 
 mod checkpoint;
+pub mod evolution;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -231,8 +232,9 @@ impl Lake {
         }
     }
 
-    /// Opens a table, creating it with `schema` and `partitions` if it does not exist.
-    /// An existing table whose columns differ is refused (evolution is explicit).
+    /// Opens a table, creating it with `schema` and `partitions` if it does not exist. An
+    /// existing table gains the schema's new nullable columns; incompatible changes are
+    /// refused with a migration to follow (`evolution`).
     pub async fn open_or_create(
         &self,
         name: &str,
@@ -240,15 +242,14 @@ impl Lake {
         partitions: &[String],
         description: Option<&str>,
     ) -> Result<DeltaTable> {
-        if let Some(t) = self.load(name).await? {
-            check_compatible(name, &t, schema, partitions)?;
-            return Ok(t);
-        }
         let kernel: StructType = schema.as_ref().try_into_kernel().map_err(|e| {
             Error::Internal(format!(
                 "table `{name}`: schema has no Delta equivalent: {e}"
             ))
         })?;
+        if let Some(t) = self.load(name).await? {
+            return evolve(name, t, &kernel, partitions).await;
+        }
         // Built, not loaded: there is no log yet to load.
         let table = self.handle(name)?;
         let mut create = table
@@ -275,30 +276,56 @@ impl Lake {
     }
 }
 
-fn check_compatible(
+/// What `open_or_create` does with an existing table whose schema file changed.
+pub fn schema_verdict(
     name: &str,
     table: &DeltaTable,
     schema: &SchemaRef,
     partitions: &[String],
-) -> Result<()> {
+) -> Result<evolution::Verdict> {
+    let kernel: StructType = schema
+        .as_ref()
+        .try_into_kernel()
+        .map_err(|e| Error::Internal(format!("table `{name}`: no Delta schema: {e}")))?;
     let snapshot = table.snapshot()?;
-    let existing: Vec<String> = snapshot
-        .schema()
-        .fields()
-        .map(|f| f.name().to_string())
-        .collect();
-    let wanted: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-    let parts = snapshot.metadata().partition_columns().to_vec();
-    if existing != wanted || parts != partitions {
-        return Err(Error::Usage(format!(
-            "table `{name}` exists with columns [{}] partitioned by [{}], but its schema now says [{}] partitioned by [{}]; schema changes need a migration (write to a new table, or move the old one aside)",
-            existing.join(", "),
-            parts.join(", "),
-            wanted.join(", "),
-            partitions.join(", ")
-        )));
+    Ok(evolution::compare(
+        name,
+        snapshot.schema().as_ref(),
+        snapshot.metadata().partition_columns(),
+        &kernel,
+        partitions,
+    ))
+}
+
+/// Applies the schema file to an existing table: nothing, new columns, or a refusal.
+async fn evolve(
+    name: &str,
+    table: DeltaTable,
+    wanted: &StructType,
+    partitions: &[String],
+) -> Result<DeltaTable> {
+    let snapshot = table.snapshot()?;
+    let verdict = evolution::compare(
+        name,
+        snapshot.schema().as_ref(),
+        snapshot.metadata().partition_columns(),
+        wanted,
+        partitions,
+    );
+    match verdict {
+        evolution::Verdict::Same => Ok(table),
+        evolution::Verdict::AddColumns(fields) => {
+            let names: Vec<String> = fields.iter().map(|f| f.name().to_string()).collect();
+            tracing::info!(table = name, columns = ?names, "schema evolution: adding nullable columns");
+            Ok(table.add_columns().with_fields(fields).await?)
+        }
+        evolution::Verdict::Refused(r) => Err(Error::Usage(
+            r.iter()
+                .map(|r| format!("{}\n  migration: {}", r.message, r.migration))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )),
     }
-    Ok(())
 }
 
 /// Committed offset per source partition for a pipeline, read from a table's `txn` entries.
