@@ -4,6 +4,7 @@
 //! the lake's own commits) and yields [`SourceBatch`]es that say which range they cover.
 
 pub mod aws;
+pub mod breaker;
 pub mod file;
 pub mod kinesis;
 pub mod s3;

@@ -7,6 +7,7 @@ mod integration {
     mod crash;
     mod demo;
     mod evolution;
+    mod faults;
     mod jobs;
     mod kinesis;
     mod partitions;

@@ -65,8 +65,13 @@ impl StreamSource {
         let stop = Arc::new(AtomicBool::new(false));
         let metrics: MetricsMap = Arc::default();
         let leases = Arc::new(tokio::sync::Mutex::new(leases));
+        let breaker = Arc::new(crate::breaker::CircuitBreaker::for_dependency(format!(
+            "Kinesis stream {}",
+            cfg.stream
+        )));
         let co = Coordinator {
             client,
+            breaker,
             cfg: Arc::new(cfg),
             checkpoints,
             leases: leases.clone(),
@@ -131,6 +136,8 @@ struct Coordinator {
     tx: mpsc::Sender<SourceEvent>,
     stop: Arc<AtomicBool>,
     metrics: MetricsMap,
+    /// Shared by every shard reader: a dead stream endpoint pauses them all.
+    breaker: Arc<crate::breaker::CircuitBreaker>,
     /// Shards with a reader started in this run (kept until their closure is committed).
     running: HashMap<String, tokio::task::JoinHandle<()>>,
 }
@@ -313,6 +320,7 @@ impl Coordinator {
                 tx: self.tx.clone(),
                 stop: self.stop.clone(),
                 metrics,
+                breaker: self.breaker.clone(),
             };
             self.running.insert(id, tokio::spawn(reader.run()));
         }

@@ -30,6 +30,7 @@ pub(crate) struct ShardReader {
     pub tx: mpsc::Sender<SourceEvent>,
     pub stop: Arc<AtomicBool>,
     pub metrics: Arc<ShardMetrics>,
+    pub breaker: Arc<crate::breaker::CircuitBreaker>,
 }
 
 impl ShardReader {
@@ -67,12 +68,20 @@ impl ShardReader {
     {
         let mut attempt = 0;
         loop {
+            // While the circuit is open no call goes out; stop requests still end the wait.
+            while self.breaker.is_open() && !self.stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             if self.stop.load(Ordering::Relaxed) {
                 return Ok(None);
             }
             match f().await {
-                Ok(v) => return Ok(Some(v)),
+                Ok(v) => {
+                    self.breaker.success();
+                    return Ok(Some(v));
+                }
                 Err(e) if e.class() == crate::ErrorClass::Transient => {
+                    self.breaker.failure(&e);
                     let wait =
                         backoff(attempt, Duration::from_millis(100), Duration::from_secs(10));
                     self.metrics.retries.fetch_add(1, Ordering::Relaxed);
@@ -135,6 +144,9 @@ impl ShardReader {
             if gap < MIN_CALL_GAP {
                 tokio::time::sleep(MIN_CALL_GAP - gap).await;
             }
+            while self.breaker.is_open() && !self.stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             if self.stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
@@ -161,6 +173,7 @@ impl ShardReader {
                     continue;
                 }
                 Err(e) if e.class() == crate::ErrorClass::Transient => {
+                    self.breaker.failure(&e);
                     let n = self.metrics.throttled.fetch_add(1, Ordering::Relaxed);
                     let wait = backoff(
                         n.min(8) as u32,
@@ -174,6 +187,7 @@ impl ShardReader {
                 }
                 Err(e) => return Err(e),
             };
+            self.breaker.success();
             self.metrics.throttled.store(0, Ordering::Relaxed);
             let behind = out.millis_behind_latest().unwrap_or(0);
             self.metrics.millis_behind.store(behind, Ordering::Relaxed);

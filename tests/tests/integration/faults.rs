@@ -1,0 +1,194 @@
+//! Faults in the services, injected by a proxy between Tributary and the real test servers:
+//! throttling, S3 SlowDown, 500s, dropped connections and latency are retried with backoff
+//! and jitter; a dead Kinesis endpoint opens the circuit breaker (reported, calls paused)
+//! instead of being hammered; once the faults stop, the pipeline completes with nothing lost.
+
+use std::collections::HashSet;
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tributary_tests::aws::{create_bucket, create_stream, endpoint, kinesis, unique};
+use tributary_tests::fault::{ChaosProxy, Fault};
+use tributary_tests::{EVENTS_SCHEMA, TempProject, ndjson_files, tributary_bin, valid_event};
+
+fn ids(p: &TempProject) -> HashSet<String> {
+    let mut ids = HashSet::new();
+    for f in ndjson_files(&p.data_dir()) {
+        for line in std::fs::read_to_string(f).unwrap().lines() {
+            if valid_event(line).is_some() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                ids.insert(v["event_id"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    ids
+}
+
+async fn assert_exactly(p: &TempProject, want: &HashSet<String>) {
+    let got = p.query_csv("SELECT event_id FROM events").await[1..].to_vec();
+    let set: HashSet<String> = got.iter().cloned().collect();
+    assert_eq!(got.len(), set.len(), "duplicates in the table");
+    assert!(
+        set == *want,
+        "{} in the table, {} sent",
+        set.len(),
+        want.len()
+    );
+}
+
+fn send(p: &TempProject, stream: &str, file: &std::path::Path) {
+    // Straight to the server (not through the proxy): the producer is not under test here.
+    let out = Command::new(tributary_bin())
+        .current_dir(p.path())
+        .env("TRIBUTARY_CONFIG", "direct.toml")
+        .args(["send", "--stream", stream, "--partition-key", "event_id"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kinesis_faults_are_retried_and_a_dead_endpoint_opens_the_circuit() {
+    let stream = unique("chaos");
+    create_stream(&kinesis().await, &stream, 4).await;
+    let proxy = ChaosProxy::start(
+        &endpoint(),
+        &["GetRecords", "GetShardIterator", "ListShards"],
+        &[
+            Fault::Throttle,
+            Fault::ServerError,
+            Fault::Drop,
+            Fault::Delay(300),
+        ],
+        2,
+    );
+    let storage = |e: &str| {
+        format!(
+            "[storage.kinesis]\nendpoint = \"{e}\"\nallow_http = true\nregion = \"us-east-1\"\n"
+        )
+    };
+    let pipeline = format!(
+        "[pipelines.events]\ntable = \"events\"\nsource = {{ type = \"kinesis\", stream = \"{stream}\", discovery_interval_secs = 1, lease_ttl_secs = 4, idle_poll_ms = 200 }}\n[pipelines.events.sink]\nflush_interval_secs = 1\n"
+    );
+    let p = TempProject::new(
+        &format!(
+            "[project]\nlake = \"lake\"\n\n{}\n{pipeline}",
+            storage(&proxy.endpoint)
+        ),
+        &[("events", EVENTS_SCHEMA)],
+    );
+    std::fs::write(
+        p.path().join("direct.toml"),
+        format!(
+            "[project]\nlake = \"lake\"\n\n{}\n{pipeline}",
+            storage(&endpoint())
+        ),
+    )
+    .unwrap();
+    p.gen_events(20_000, 2, 0.0, 81);
+    let files = ndjson_files(&p.data_dir());
+    send(&p, &stream, &files[0]);
+    let child = Command::new(tributary_bin())
+        .args(["--no-progress", "run", "--idle-exit", "15"])
+        .current_dir(p.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tributary_tests::crash::local_version(&p.path().join("lake/events")) < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "no commit through the faulty proxy"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The endpoint dies for 6 s; meanwhile more records arrive (directly).
+    proxy.set_dead(true);
+    send(&p, &stream, &files[1]);
+    std::thread::sleep(Duration::from_secs(6));
+    let while_dead = proxy.stats.while_dead.load(Ordering::Relaxed);
+    proxy.set_dead(false);
+    proxy.set_faults(false);
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("circuit open"), "{log}");
+    assert!(log.contains("circuit closed"), "{log}");
+    eprintln!("kinesis chaos: {}", proxy.stats.summary());
+    assert!(proxy.stats.injected.load(Ordering::Relaxed) >= 5);
+    // 4 shard readers over 6 dead seconds: paused by the breaker, not a retry storm.
+    assert!(
+        while_dead < 150,
+        "{while_dead} calls to a dead endpoint in 6 s"
+    );
+    assert_exactly(&p, &ids(&p)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_slowdown_errors_drops_and_latency_lose_nothing() {
+    let bucket = unique("chaos");
+    create_bucket(&bucket);
+    let proxy = ChaosProxy::start(
+        &endpoint(),
+        &[],
+        &[
+            Fault::SlowDown,
+            Fault::ServerError,
+            Fault::Drop,
+            Fault::Delay(200),
+        ],
+        4,
+    );
+    let config = format!(
+        "[project]\nlake = \"s3://{bucket}/lake\"\n\n[storage.s3]\nendpoint = \"{}\"\nallow_http = true\nregion = \"us-east-1\"\n\n[pipelines.events]\ntable = \"events\"\nbatch_size = 2000\nsource = {{ type = \"s3\", url = \"s3://{bucket}/in/\" }}\n[pipelines.events.sink]\nflush_rows = 4000\n",
+        proxy.endpoint
+    );
+    let p = TempProject::new(&config, &[("events", EVENTS_SCHEMA)]);
+    p.gen_events(20_000, 4, 0.01, 82);
+    let store = tributary_connectors::aws::s3_store(&bucket, &tributary_tests::aws::settings())
+        .await
+        .unwrap();
+    for f in ndjson_files(&p.data_dir()) {
+        let key = format!("in/{}", f.file_name().unwrap().to_string_lossy());
+        object_store::ObjectStoreExt::put(
+            store.as_ref(),
+            &object_store::path::Path::from(key),
+            std::fs::read(&f).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    }
+    let out = Command::new(tributary_bin())
+        .args(["--no-progress", "run"])
+        .current_dir(p.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("s3 chaos: {}", proxy.stats.summary());
+    assert!(
+        proxy.stats.injected.load(Ordering::Relaxed) >= 10,
+        "{}",
+        proxy.stats.summary()
+    );
+    proxy.set_faults(false);
+    assert_exactly(&p, &ids(&p)).await;
+    // A second run over the same objects adds nothing.
+    let out = Command::new(tributary_bin())
+        .args(["--no-progress", "run"])
+        .current_dir(p.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_exactly(&p, &ids(&p)).await;
+}
