@@ -14,6 +14,8 @@ use std::time::Duration;
 pub enum Fault {
     /// Kinesis `ProvisionedThroughputExceededException` (HTTP 400).
     Throttle,
+    /// Kinesis `ExpiredIteratorException` (HTTP 400): the reader must get a new iterator.
+    ExpiredIterator,
     /// S3 `503 SlowDown`.
     SlowDown,
     /// HTTP 500 (`InternalFailure` / `InternalError`).
@@ -30,6 +32,7 @@ pub struct FaultStats {
     pub requests: AtomicU64,
     pub injected: Arc<AtomicU64>,
     pub throttled: AtomicU64,
+    pub expired: AtomicU64,
     pub slow_down: AtomicU64,
     pub server_errors: AtomicU64,
     pub dropped: AtomicU64,
@@ -42,10 +45,11 @@ impl FaultStats {
     pub fn summary(&self) -> String {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         format!(
-            "{} requests, {} faults injected ({} throttled, {} SlowDown, {} 500s, {} dropped, {} delayed), {} while dead",
+            "{} requests, {} faults injected ({} throttled, {} expired iterators, {} SlowDown, {} 500s, {} dropped, {} delayed), {} while dead",
             g(&self.requests),
             g(&self.injected),
             g(&self.throttled),
+            g(&self.expired),
             g(&self.slow_down),
             g(&self.server_errors),
             g(&self.dropped),
@@ -246,6 +250,16 @@ fn serve(client: TcpStream, plan: &Plan) -> std::io::Result<()> {
                         true,
                         "ProvisionedThroughputExceededException",
                         "Rate exceeded for shard",
+                    );
+                }
+                Fault::ExpiredIterator => {
+                    s.expired.fetch_add(1, Ordering::Relaxed);
+                    return respond(
+                        &mut client,
+                        "400 Bad Request",
+                        true,
+                        "ExpiredIteratorException",
+                        "Iterator expired",
                     );
                 }
                 Fault::SlowDown => {

@@ -59,9 +59,10 @@ async fn kinesis_faults_are_retried_and_a_dead_endpoint_opens_the_circuit() {
     create_stream(&kinesis().await, &stream, 4).await;
     let proxy = ChaosProxy::start(
         &endpoint(),
-        &["GetRecords", "GetShardIterator", "ListShards"],
+        &["GetRecords"],
         &[
             Fault::Throttle,
+            Fault::ExpiredIterator,
             Fault::ServerError,
             Fault::Drop,
             Fault::Delay(300),
@@ -122,7 +123,15 @@ async fn kinesis_faults_are_retried_and_a_dead_endpoint_opens_the_circuit() {
     assert!(log.contains("circuit open"), "{log}");
     assert!(log.contains("circuit closed"), "{log}");
     eprintln!("kinesis chaos: {}", proxy.stats.summary());
-    assert!(proxy.stats.injected.load(Ordering::Relaxed) >= 5);
+    assert!(
+        proxy.stats.expired.load(Ordering::Relaxed) >= 1,
+        "{}",
+        proxy.stats.summary()
+    );
+    assert!(
+        log.contains("shard iterator expired; re-acquiring"),
+        "{log}"
+    );
     // 4 shard readers over 6 dead seconds: paused by the breaker, not a retry storm.
     assert!(
         while_dead < 150,
