@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Fuzzes the config loader, the NDJSON decoder and schedule expressions with cargo-fuzz
+# (libFuzzer; nightly Rust). A crash, panic or stack overflow fails the run.
+#   scripts/fuzz.sh [SECONDS_PER_TARGET]   default 15 (the smoke run in scripts/test.sh)
+# The corpus grows in fuzz/corpus/<target> (seeds are checked in); findings go to
+# fuzz/artifacts/<target>.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+secs="${1:-15}"
+tools="${TRIBUTARY_TOOLS:-/var/tmp/tributary-tools}"
+fuzz="$tools/cargo-fuzz-0.13.2"
+if [ ! -x "$fuzz/bin/cargo-fuzz" ]; then
+  echo "== installing cargo-fuzz 0.13.2 into $fuzz"
+  cargo install --quiet --locked cargo-fuzz --version 0.13.2 --root "$fuzz"
+fi
+rustup run nightly rustc --version >/dev/null 2>&1 \
+  || { echo "cargo-fuzz needs a nightly toolchain: rustup toolchain install nightly"; exit 1; }
+export PATH="$fuzz/bin:$PATH"
+# Its own target dir outside the clone (nightly, instrumented): reused across runs.
+target="${TRIBUTARY_FUZZ_TARGET_DIR:-/var/tmp/tributary-fuzz-target}"
+cd "$root/fuzz"
+# -s none: the code under test is safe Rust; we look for panics, aborts and overflows.
+# --dev: the debug profile builds in minutes instead of the release profile's half hour.
+cargo +nightly fuzz build --dev -s none --target-dir "$target"
+for t in config ndjson schedule; do
+  mkdir -p "corpus/$t" "artifacts/$t"
+  work="$(mktemp -d)"
+  cp -r "corpus/$t/." "$work/"
+  out="$(cargo +nightly fuzz run --dev -s none --target-dir "$target" "$t" "$work" -- \
+    -max_total_time="$secs" -max_len=8192 -timeout=20 -rss_limit_mb=4096 \
+    -artifact_prefix="artifacts/$t/" 2>&1)" || { echo "$out" | tail -40; echo "fuzz target $t FAILED"; exit 1; }
+  runs="$(echo "$out" | grep -o 'Done [0-9]* runs in [0-9]* second' | tail -1)"
+  corpus="$(ls "$work" | wc -l)"
+  rm -rf "$work"
+  echo "fuzz $t: ${runs:-no summary}(s), corpus $corpus inputs, no crash"
+done
