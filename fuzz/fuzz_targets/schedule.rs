@@ -6,7 +6,9 @@ use libfuzzer_sys::fuzz_target;
 use tributary::jobs::schedule::Schedule;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     match Schedule::parse(text) {
         Ok(s) => {
             let now = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
