@@ -138,6 +138,16 @@ pub enum Command {
         #[arg(long, value_name = "TIME")]
         now: Option<chrono::DateTime<chrono::Utc>>,
     },
+    /// Run a Lambda handler locally on an event (S3 notification, scheduled event), against
+    /// the project's lake; prints the handler's JSON answer.
+    Invoke {
+        /// The event, as Lambda would deliver it (see events/ for samples).
+        #[arg(long, value_name = "FILE")]
+        event: PathBuf,
+        /// The handler (default: told from the event's shape).
+        #[arg(long, value_enum)]
+        handler: Option<crate::lambda::HandlerKind>,
+    },
     /// Export the lake's tables to other engines' catalogs.
     Catalog {
         #[command(subcommand)]
@@ -416,6 +426,21 @@ pub async fn execute(cli: Cli) -> Result<i32> {
             };
             crate::jobs::cli::scheduler(&config, &lake, *once, *now, shutdown).await
         }
+        Command::Invoke { event, handler } => {
+            let config = load(&cli).await?;
+            let lake = Lake::open(&config.project.lake, &config.storage.s3).await?;
+            let text = std::fs::read_to_string(event)
+                .map_err(|e| Error::io(format!("cannot read {}", event.display()), e))?;
+            let value: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| Error::Usage(format!("{} is not JSON: {e}", event.display())))?;
+            let answer = crate::lambda::handle(&config, &lake, &value, *handler).await?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&answer)
+                    .map_err(|e| Error::Internal(format!("answer: {e}")))?
+            );
+            Ok(0)
+        }
         Command::Catalog {
             command:
                 CatalogCommand::Export {
@@ -595,6 +620,7 @@ async fn run(
         progress: !cli.no_progress,
         stop: stop_on_ctrl_c(),
         idle_exit,
+        only_objects: None,
     };
     let mut out = Vec::new();
     for p in &config.pipelines {

@@ -11,6 +11,7 @@ pub mod diag;
 pub mod error;
 pub mod jobs;
 pub mod lake;
+pub mod lambda;
 pub mod query;
 pub mod repl;
 pub mod runtime;

@@ -10,6 +10,7 @@ mod integration {
     mod faults;
     mod jobs;
     mod kinesis;
+    mod lambda;
     mod partitions;
     mod query_limits;
     mod repl;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
-use object_store::{GetOptions, GetRange, ObjectStore};
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 
 use crate::aws::AwsSettings;
 use crate::file::{Compression, FileReader, InputFile};
@@ -54,6 +54,48 @@ impl S3SourceConfig {
                 }
             })
             .collect())
+    }
+}
+
+impl S3SourceConfig {
+    /// Just these objects (keys in the bucket), as an S3 notification names them; keys
+    /// outside the prefix and objects gone since are left out (and logged).
+    pub async fn list_keys(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        keys: &std::collections::BTreeSet<String>,
+    ) -> Result<Vec<InputFile>> {
+        let mut out = Vec::new();
+        for key in keys {
+            if !key.starts_with(&self.prefix) {
+                tracing::warn!(key, prefix = %self.prefix, "object outside the pipeline's prefix; ignored");
+                continue;
+            }
+            let meta = match store.head(&ObjectPath::from(key.as_str())).await {
+                Ok(m) => m,
+                Err(object_store::Error::NotFound { .. }) => {
+                    tracing::warn!(key, "object named by the notification is gone; ignored");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if meta.size == 0 {
+                continue;
+            }
+            let etag = meta
+                .e_tag
+                .as_deref()
+                .unwrap_or("")
+                .trim_matches('"')
+                .to_string();
+            out.push(InputFile {
+                path: key.clone().into(),
+                id: format!("s3://{}/{key}#{etag}", self.bucket),
+                size: meta.size,
+                compression: Compression::of(std::path::Path::new(key)),
+            });
+        }
+        Ok(out)
     }
 }
 

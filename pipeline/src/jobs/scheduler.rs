@@ -168,6 +168,31 @@ impl Scheduler {
         Ok(handles)
     }
 
+    /// Runs `job` for the slot at `slot` unless that slot was already run (an EventBridge
+    /// schedule delivers at least once: a second delivery finds the slot claimed). `None`:
+    /// already run.
+    pub async fn run_slot_once(
+        self: &Arc<Self>,
+        job: &str,
+        slot: DateTime<Utc>,
+    ) -> Result<Option<Vec<RunRecord>>> {
+        let i = self
+            .jobs
+            .iter()
+            .position(|j| j.name == job)
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "no job `{job}`: {}",
+                    crate::diag::did_you_mean(job, self.jobs.iter().map(|j| j.name.as_str()))
+                ))
+            })?;
+        let trigger = Trigger::new("schedule", Some(slot));
+        if !self.claim(job, &slot_key(slot), &trigger.run_id).await? {
+            return Ok(None);
+        }
+        Ok(Some(self.clone().run_slot(i, trigger).await?))
+    }
+
     /// The next time any job fires after `now`.
     pub fn next_fire(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.jobs

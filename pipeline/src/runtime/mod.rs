@@ -36,6 +36,8 @@ pub struct RunOptions {
     pub stop: Arc<AtomicBool>,
     /// Streams: stop once no new record has arrived for this long.
     pub idle_exit: Option<Duration>,
+    /// S3 sources: read only these object keys (an S3 notification), not the whole prefix.
+    pub only_objects: Option<std::collections::BTreeSet<String>>,
 }
 
 /// What a run did, for the final summary.
@@ -230,7 +232,10 @@ async fn run_once(
                 SourceKind::File(f) => (f.list()?, Opener::Local, None),
                 SourceKind::S3(s) => {
                     let store = tributary_connectors::aws::s3_store(&s.bucket, &s.aws).await?;
-                    let files = s.list(&store).await?;
+                    let files = match &opts.only_objects {
+                        Some(keys) => s.list_keys(&store, keys).await?,
+                        None => s.list(&store).await?,
+                    };
                     let poll = s.poll_interval.map(|interval| Poll {
                         source: s.clone(),
                         store: store.clone(),
