@@ -620,7 +620,7 @@ async fn run(
         progress: !cli.no_progress,
         stop: stop_on_ctrl_c(),
         idle_exit,
-        only_objects: None,
+        ..Default::default()
     };
     let mut out = Vec::new();
     for p in &config.pipelines {

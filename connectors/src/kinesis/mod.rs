@@ -19,6 +19,7 @@ pub use coordinator::{ShardMetrics, SourceEvent, StreamSource};
 pub use kpl::{aggregate, deaggregate};
 pub use lease::{LeaseStore, Leases};
 pub use producer::{Producer, PutStats};
+pub use shard::records_batch;
 
 use crate::aws::{AwsSettings, sdk_config};
 use crate::{Error, Offset, Result};

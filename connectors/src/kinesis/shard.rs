@@ -211,8 +211,6 @@ impl ShardReader {
         }
     }
 
-    /// Records → one batch: one JSON document per line. Line breaks inside a record can only
-    /// be JSON whitespace, so they become spaces (keeping one record per line).
     fn batch(
         &self,
         partition: &str,
@@ -220,49 +218,72 @@ impl ShardReader {
         last: &mut Option<SeqNo>,
         closed: bool,
     ) -> Result<SourceBatch> {
-        let mut buf = Vec::new();
-        let mut ids = Vec::new();
-        let mut push = |data: &[u8], id: String| {
-            ids.push((buf.len() as u32, id));
-            let start = buf.len();
-            buf.extend_from_slice(data.trim_ascii_end());
-            for b in &mut buf[start..] {
-                if *b == b'\n' || *b == b'\r' {
-                    *b = b' ';
-                }
-            }
-            buf.push(b'\n');
-        };
-        let mut user_records = 0u64;
-        for r in records {
-            let seq = SeqNo::parse(r.sequence_number()).ok_or_else(|| Error::Aws {
-                service: "Kinesis",
-                operation: "GetRecords",
-                message: format!("sequence number `{}` is not a number", r.sequence_number()),
-                transient: false,
-            })?;
-            let data = r.data().as_ref();
-            match kpl::deaggregate(data) {
-                Some(parts) => {
-                    for (i, p) in parts.iter().enumerate() {
-                        push(p, format!("{seq}:{i}"));
-                        user_records += 1;
-                    }
-                }
-                None => {
-                    push(data, seq.to_string());
-                    user_records += 1;
-                }
-            }
-            *last = Some(seq);
-        }
+        let (batch, user_records) = records_batch(
+            partition,
+            records
+                .iter()
+                .map(|r| (r.data().as_ref(), r.sequence_number())),
+            last,
+            closed,
+        )?;
         self.metrics
             .records
             .fetch_add(user_records, Ordering::Relaxed);
-        let seq = last
-            .clone()
-            .ok_or_else(|| Error::Config("empty batch".into()))?;
-        Ok(SourceBatch {
+        Ok(batch)
+    }
+}
+
+/// Kinesis records (data, sequence number) as one batch: one line per user record (KPL
+/// aggregates de-aggregated, ids `seq` or `seq:sub`), ending at the last sequence number.
+/// Record data may contain newlines; they can only be JSON whitespace, so they become spaces
+/// (keeping one record per line). Also builds the batches of a Lambda event-source mapping.
+/// Returns the batch and its number of user records.
+pub fn records_batch<'a>(
+    partition: &str,
+    records: impl IntoIterator<Item = (&'a [u8], &'a str)>,
+    last: &mut Option<SeqNo>,
+    closed: bool,
+) -> Result<(SourceBatch, u64)> {
+    let mut buf = Vec::new();
+    let mut ids = Vec::new();
+    let mut push = |data: &[u8], id: String| {
+        ids.push((buf.len() as u32, id));
+        let start = buf.len();
+        buf.extend_from_slice(data.trim_ascii_end());
+        for b in &mut buf[start..] {
+            if *b == b'\n' || *b == b'\r' {
+                *b = b' ';
+            }
+        }
+        buf.push(b'\n');
+    };
+    let mut user_records = 0u64;
+    for (data, seq) in records {
+        let seq = SeqNo::parse(seq).ok_or_else(|| Error::Aws {
+            service: "Kinesis",
+            operation: "GetRecords",
+            message: format!("sequence number `{seq}` is not a number"),
+            transient: false,
+        })?;
+        match kpl::deaggregate(data) {
+            Some(parts) => {
+                for (i, p) in parts.iter().enumerate() {
+                    push(p, format!("{seq}:{i}"));
+                    user_records += 1;
+                }
+            }
+            None => {
+                push(data, seq.to_string());
+                user_records += 1;
+            }
+        }
+        *last = Some(seq);
+    }
+    let seq = last
+        .clone()
+        .ok_or_else(|| Error::Config("empty batch".into()))?;
+    Ok((
+        SourceBatch {
             records: buf,
             start: Position {
                 partition: partition.to_string(),
@@ -270,6 +291,7 @@ impl ShardReader {
             },
             end: Offset::Sequence { seq, closed },
             ids,
-        })
-    }
+        },
+        user_records,
+    ))
 }

@@ -1,8 +1,9 @@
 //! Lambda handlers: the same pipelines and jobs, started by AWS events instead of the CLI.
 //! Each handler takes the event's JSON and answers with JSON; `tributary invoke` runs them
-//! locally on a sample event. Handled today: S3 ObjectCreated notifications (direct, or
-//! inside SQS and SNS envelopes) and EventBridge scheduled events.
+//! locally on a sample event. Handled: Kinesis event-source-mapping batches, S3 ObjectCreated
+//! notifications (direct, or inside SQS and SNS envelopes) and EventBridge scheduled events.
 
+mod kinesis;
 mod s3;
 
 use chrono::{DateTime, Utc};
@@ -14,6 +15,8 @@ use crate::lake::Lake;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum HandlerKind {
+    /// Kinesis event-source-mapping batches: run them through the stream's pipeline.
+    Kinesis,
     /// S3 ObjectCreated notifications (direct, via SQS, via SNS): read the objects.
     S3,
     /// EventBridge (Scheduler) events: run the named job for the event's time.
@@ -27,7 +30,11 @@ pub fn detect(event: &Value) -> Option<HandlerKind> {
             .as_str()
             .or(r["EventSource"].as_str())
             .unwrap_or("");
-        return matches!(source, "aws:s3" | "aws:sqs" | "aws:sns").then_some(HandlerKind::S3);
+        return match source {
+            "aws:kinesis" => Some(HandlerKind::Kinesis),
+            "aws:s3" | "aws:sqs" | "aws:sns" => Some(HandlerKind::S3),
+            _ => None,
+        };
     }
     if event["tributary"]["job"].is_string()
         || event["detail-type"] == "Scheduled Event"
@@ -50,10 +57,11 @@ pub async fn handle(
 ) -> Result<Value> {
     let kind = kind.or_else(|| detect(event)).ok_or_else(|| {
         Error::Usage(
-            "cannot tell what this event is: expected S3 notification Records (direct, SQS or SNS) or a scheduled event; pass --handler".into(),
+            "cannot tell what this event is: expected Kinesis or S3 notification Records (direct, SQS or SNS) or a scheduled event; pass --handler".into(),
         )
     })?;
     match kind {
+        HandlerKind::Kinesis => kinesis::handle(config, lake, event).await,
         HandlerKind::S3 => s3::handle(config, lake, event).await,
         HandlerKind::Schedule => schedule(config, lake, event).await,
     }

@@ -38,6 +38,9 @@ pub struct RunOptions {
     pub idle_exit: Option<Duration>,
     /// S3 sources: read only these object keys (an S3 notification), not the whole prefix.
     pub only_objects: Option<std::collections::BTreeSet<String>>,
+    /// Kinesis sources: process these batches (a Lambda event-source-mapping batch) instead
+    /// of reading the stream; committed with their sequence numbers like read ones.
+    pub batches: Option<Arc<Vec<tributary_connectors::SourceBatch>>>,
 }
 
 /// What a run did, for the final summary.
@@ -289,6 +292,17 @@ async fn run_once(
                 tx,
                 [opts.stop.clone(), reader_stop.0.clone()],
             ));
+        }
+        SourceKind::Kinesis(_) if opts.batches.is_some() => {
+            let batches = opts.batches.clone().unwrap_or_default();
+            tokio::spawn(async move {
+                for b in batches.iter() {
+                    if tx.send(Msg::Chunk(b.clone(), 0)).await.is_err() {
+                        break;
+                    }
+                }
+                // Dropping `tx` ends the stream: what was sent is processed and committed.
+            });
         }
         SourceKind::Kinesis(k) => {
             let client = tributary_connectors::kinesis::client(&k.aws).await;

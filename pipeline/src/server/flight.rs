@@ -121,11 +121,14 @@ impl FlightSqlService for FlightSql {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         let ok = match header.strip_prefix("Basic ") {
-            Some(b64) => base64_decode(b64)
-                .and_then(|b| String::from_utf8(b).ok())
-                .and_then(|s| s.split_once(':').map(|(_, p)| p.to_string()))
-                .map(|p| super::same(p.as_bytes(), self.token.as_bytes()))
-                .unwrap_or(false),
+            Some(b64) => {
+                base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64.trim())
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .and_then(|s| s.split_once(':').map(|(_, p)| p.to_string()))
+                    .map(|p| super::same(p.as_bytes(), self.token.as_bytes()))
+                    .unwrap_or(false)
+            }
             None => self.check(&request).is_ok(),
         };
         if !ok {
@@ -376,25 +379,6 @@ fn undictionary(
     Ok((plain, batches))
 }
 
-/// Standard base64 (for Basic auth); `None` on bad input.
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    const ALPHA: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::new();
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for c in s.trim().bytes().filter(|c| *c != b'=') {
-        let v = ALPHA.iter().position(|a| *a == c)? as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
-}
-
 /// Serves Flight SQL on `bind` until `shutdown` completes.
 pub async fn serve(
     lake: Lake,
@@ -426,16 +410,4 @@ fn tokio_stream_from(
         let r = l.accept().await.map(|(s, _)| s);
         Some((r, l))
     })
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn basic_auth_decodes() {
-        assert_eq!(
-            super::base64_decode("dXNlcjpzZWNyZXQ=").unwrap(),
-            b"user:secret".to_vec()
-        );
-        assert!(super::base64_decode("!!").is_none());
-    }
 }

@@ -104,3 +104,27 @@ async fn golden_answer_for_the_demo_data() {
         golden_path.display()
     );
 }
+
+/// Both of the repository's project configs validate with its schemas and jobs (the README
+/// runs them as written).
+#[test]
+fn the_repository_configs_validate() {
+    let p = TempProject::demo();
+    std::fs::copy(
+        repo_root().join("tributary-kinesis.toml"),
+        p.path().join("tributary-kinesis.toml"),
+    )
+    .unwrap();
+    for config in ["tributary.toml", "tributary-kinesis.toml"] {
+        let o = std::process::Command::new(tributary_tests::tributary_bin())
+            .args(["--config", config, "validate"])
+            .current_dir(p.path())
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{config}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}

@@ -125,3 +125,117 @@ async fn scheduled_events_run_their_job_once_per_slot() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("job `bad` FAILED"));
 }
+
+/// Records as a Kinesis event-source mapping delivers them to Lambda.
+fn kinesis_event(stream: &str, recs: &[(String, String, Vec<u8>)]) -> Value {
+    use base64::Engine as _;
+    let records: Vec<Value> = recs
+        .iter()
+        .map(|(shard, seq, data)| {
+            json!({
+                "kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": "k", "sequenceNumber": seq,
+                            "data": base64::engine::general_purpose::STANDARD.encode(data),
+                            "approximateArrivalTimestamp": 1764244800.0},
+                "eventSource": "aws:kinesis", "eventVersion": "1.0",
+                "eventID": format!("{shard}:{seq}"), "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": "arn:aws:iam::123456789012:role/tributary",
+                "awsRegion": "us-east-1",
+                "eventSourceARN": format!("arn:aws:kinesis:us-east-1:123456789012:stream/{stream}")
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kinesis_batches_commit_exactly_once_and_report_failures() {
+    let stream = unique("lambda");
+    let client = tributary_tests::aws::kinesis().await;
+    tributary_tests::aws::create_stream(&client, &stream, 2).await;
+    let config = format!(
+        "[project]\nlake = \"lake\"\n\n{}\n[pipelines.events]\ntable = \"events\"\nsource = {{ type = \"kinesis\", stream = \"{stream}\" }}\n",
+        storage_toml()
+    );
+    let p = TempProject::new(&config, &[("events", EVENTS_SCHEMA)]);
+    let m = p.gen_events(3000, 1, 0.01, 93);
+    let bad = m.count("truncated") + m.count("wrong_type") + m.count("missing_field");
+    let o = Command::new(tributary_bin())
+        .current_dir(p.path())
+        .args([
+            "send",
+            "--stream",
+            &stream,
+            "--partition-key",
+            "event_id",
+            "data",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let all = tributary_tests::aws::read_all(&client, &stream).await;
+    assert_eq!(all.len() as u64, 3000 + bad);
+    // Batches of 400 per shard, in order, as the mapping would invoke.
+    let mut by_shard: std::collections::BTreeMap<String, Vec<(String, String, Vec<u8>)>> =
+        Default::default();
+    for r in all {
+        by_shard.entry(r.0.clone()).or_default().push(r);
+    }
+    let mut written = 0;
+    for recs in by_shard.values() {
+        let chunks: Vec<&[(String, String, Vec<u8>)]> = recs.chunks(400).collect();
+        for (i, c) in chunks.iter().enumerate() {
+            let (o, v) = invoke(&p, &kinesis_event(&stream, c));
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            assert_eq!(v["batchItemFailures"], json!([]), "{v}");
+            written +=
+                v["records_written"].as_u64().unwrap() + v["dead_lettered"].as_u64().unwrap();
+            if i == 1 {
+                // Lambda retries a batch (the function timed out after committing): nothing new.
+                let (_, v) = invoke(&p, &kinesis_event(&stream, c));
+                assert_eq!(v["already_committed"], c.len(), "{v}");
+                assert_eq!(v["records_written"], 0);
+                // A retry that starts inside a committed batch and runs into the next: only the
+                // uncommitted part is written.
+                if let Some(next) = chunks.get(2) {
+                    let mut overlap = c[200..].to_vec();
+                    overlap.extend_from_slice(&next[..100]);
+                    let (_, v) = invoke(&p, &kinesis_event(&stream, &overlap));
+                    assert_eq!(v["already_committed"], 200, "{v}");
+                    written += v["records_written"].as_u64().unwrap()
+                        + v["dead_lettered"].as_u64().unwrap();
+                }
+            }
+        }
+    }
+    assert_eq!(written, 3000 + bad);
+    assert_eq!(p.count("SELECT count(*) FROM events").await, 3000);
+    assert_eq!(
+        p.count("SELECT count(DISTINCT event_id) FROM events").await,
+        3000
+    );
+    assert_eq!(p.count("SELECT count(*) FROM events_dlq").await, bad as i64);
+    // A failure (the lake's bucket does not exist): nothing committed, and the answer names
+    // the lowest sequence number for Lambda to retry from.
+    let first = by_shard.values().next().unwrap()[..10].to_vec();
+    let path = p.path().join("fail.json");
+    std::fs::write(&path, kinesis_event(&stream, &first).to_string()).unwrap();
+    let o = Command::new(tributary_bin())
+        .args([
+            "--no-progress",
+            "--lake",
+            "s3://no-such-bucket-for-tributary/lake",
+            "invoke",
+            "--event",
+        ])
+        .arg(&path)
+        .current_dir(p.path())
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+    assert_eq!(
+        v["batchItemFailures"][0]["itemIdentifier"],
+        json!(first[0].1),
+        "{v} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

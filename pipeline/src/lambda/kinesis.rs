@@ -1,0 +1,148 @@
+//! Kinesis event-source-mapping batches: decode the records, run them through the pipeline
+//! reading that stream, commit them with their shard's sequence number — the same Delta
+//! `txn` positions `tributary run` keeps, so Lambda and a daemon can take turns on one
+//! stream. Records at or below the committed position are skipped, so a batch Lambda
+//! retries adds nothing. The answer follows ReportBatchItemFailures: an empty list when the
+//! batch is committed, else the lowest sequence number not committed (Lambda retries from
+//! it). Exactly once needs ParallelizationFactor = 1: with more, one shard's records are
+//! split across concurrent batches and a per-shard position cannot order them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+use tributary_connectors::kinesis::records_batch;
+use tributary_connectors::{Offset, SeqNo, SourceKind};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::lake::{self, Lake};
+use crate::runtime::{RunOptions, run_pipeline};
+
+/// One record of the event: shard, sequence number, payload.
+struct Rec {
+    shard: String,
+    seq: SeqNo,
+    data: Vec<u8>,
+}
+
+fn parse(event: &Value) -> Result<(String, Vec<Rec>)> {
+    let records = event["Records"]
+        .as_array()
+        .ok_or_else(|| Error::Usage("a Kinesis event has Records".into()))?;
+    let mut stream = None;
+    let mut out = Vec::with_capacity(records.len());
+    for r in records {
+        let arn = r["eventSourceARN"].as_str().unwrap_or("");
+        let name = arn
+            .rsplit_once(":stream/")
+            .map(|(_, s)| s.split('/').next().unwrap_or(s));
+        let Some(name) = name else {
+            return Err(Error::Usage(format!(
+                "eventSourceARN `{arn}` names no stream"
+            )));
+        };
+        if stream.get_or_insert_with(|| name.to_string()) != name {
+            return Err(Error::Usage("records of two streams in one event".into()));
+        }
+        let id = r["eventID"].as_str().unwrap_or("");
+        let shard = id.split(':').next().unwrap_or("").to_string();
+        let seq_text = r["kinesis"]["sequenceNumber"].as_str().unwrap_or("");
+        let seq = SeqNo::parse(seq_text)
+            .ok_or_else(|| Error::Usage(format!("sequence number `{seq_text}` is not a number")))?;
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(r["kinesis"]["data"].as_str().unwrap_or(""))
+            .map_err(|e| Error::Usage(format!("record {seq_text}: data is not base64: {e}")))?;
+        if shard.is_empty() {
+            return Err(Error::Usage(format!(
+                "record {seq_text}: eventID names no shard"
+            )));
+        }
+        out.push(Rec { shard, seq, data });
+    }
+    Ok((stream.unwrap_or_default(), out))
+}
+
+pub async fn handle(config: &Config, lake: &Lake, event: &Value) -> Result<Value> {
+    let (stream, records) = parse(event)?;
+    if records.is_empty() {
+        return Ok(json!({"batchItemFailures": []}));
+    }
+    let p = config
+        .pipelines
+        .iter()
+        .find(|p| matches!(&p.source, SourceKind::Kinesis(k) if k.stream == stream))
+        .ok_or_else(|| Error::Usage(format!("no pipeline reads Kinesis stream `{stream}`")))?;
+    let SourceKind::Kinesis(k) = &p.source else {
+        return Err(Error::Internal("not a Kinesis pipeline".into()));
+    };
+    let lowest = records.iter().map(|r| r.seq.clone()).min();
+    let result = async {
+        // What is already committed per shard (a retried batch, or a daemon's progress).
+        let mut by_shard: BTreeMap<String, Vec<&Rec>> = BTreeMap::new();
+        for r in &records {
+            by_shard.entry(r.shard.clone()).or_default().push(r);
+        }
+        let partitions: Vec<String> = by_shard.keys().map(|s| k.partition(s)).collect();
+        let committed = match lake.load(&p.table.name).await? {
+            Some(t) => lake::committed_offsets(&t, &p.name, &partitions).await?,
+            None => Default::default(),
+        };
+        let mut batches = Vec::new();
+        let mut skipped = 0usize;
+        for (shard, recs) in &by_shard {
+            let partition = k.partition(shard);
+            let done = match committed.get(&partition) {
+                Some(Offset::Sequence { seq, .. }) => Some(seq.clone()),
+                _ => None,
+            };
+            let fresh: Vec<&&Rec> = recs
+                .iter()
+                .filter(|r| done.as_ref().is_none_or(|d| r.seq > *d))
+                .collect();
+            skipped += recs.len() - fresh.len();
+            if fresh.is_empty() {
+                continue;
+            }
+            let mut last = None;
+            let (batch, _) = records_batch(
+                &partition,
+                fresh.iter().map(|r| (r.data.as_slice(), r.seq.as_str())),
+                &mut last,
+                false,
+            )?;
+            batches.push(batch);
+        }
+        let summary = if batches.is_empty() {
+            None
+        } else {
+            let opts = RunOptions {
+                batches: Some(Arc::new(batches)),
+                ..Default::default()
+            };
+            Some(run_pipeline(p, lake, &opts).await?)
+        };
+        Ok::<_, Error>((summary, skipped))
+    }
+    .await;
+    match result {
+        Ok((s, skipped)) => Ok(json!({
+            "batchItemFailures": [],
+            "pipeline": p.name,
+            "records": records.len(),
+            "already_committed": skipped,
+            "records_written": s.as_ref().map(|s| s.records_written).unwrap_or(0),
+            "dead_lettered": s.as_ref().map(|s| s.dead_lettered).unwrap_or(0),
+        })),
+        Err(e) => {
+            // Nothing of this invocation was committed (one commit, all or nothing): Lambda
+            // retries from the lowest sequence number.
+            tracing::error!(error = %e, "Kinesis batch failed; reporting it for retry");
+            Ok(json!({
+                "batchItemFailures": [{"itemIdentifier": lowest.map(|s| s.as_str().to_string())}],
+                "error": e.to_string(),
+            }))
+        }
+    }
+}
