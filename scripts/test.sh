@@ -66,6 +66,16 @@ if [ ! -x "$py/bin/python" ] || ! "$py/bin/python" -c "import adbc_driver_flight
 fi
 export TRIBUTARY_TEST_PYTHON="$py/bin/python"
 
+# cfn-lint (PyPI, pinned) checks the SAM templates `tributary deploy sam` writes.
+cfn="$tools/cfn-lint-1.58.0"
+if [ ! -x "$cfn/bin/cfn-lint" ]; then
+  echo "== installing cfn-lint 1.58.0 into $cfn"
+  rm -rf "$cfn"
+  python3 -m venv "$cfn"
+  "$cfn/bin/pip" install --quiet --disable-pip-version-check cfn-lint==1.58.0
+fi
+export TRIBUTARY_TEST_CFN_LINT="$cfn/bin/cfn-lint"
+
 # A second Kinesis implementation, kinesalite (npm, pinned), for resharding: moto's SplitShard
 # re-puts the parent's records into the children, which real Kinesis never does.
 command -v node >/dev/null || { echo "node/npm are needed by the tests (kinesalite)"; exit 1; }

@@ -148,6 +148,11 @@ pub enum Command {
         #[arg(long, value_enum)]
         handler: Option<crate::lambda::HandlerKind>,
     },
+    /// Deployment artifacts.
+    Deploy {
+        #[command(subcommand)]
+        command: DeployCommand,
+    },
     /// Export the lake's tables to other engines' catalogs.
     Catalog {
         #[command(subcommand)]
@@ -166,6 +171,20 @@ pub enum Command {
         /// Number of input files.
         #[arg(long, default_value_t = 4)]
         files: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeployCommand {
+    /// Write an AWS SAM template: a function per Kinesis/S3 pipeline and per scheduled job,
+    /// each with a least-privilege role (the project's lake must be on S3).
+    Sam {
+        /// Where to write the template (JSON; `sam deploy --template-file FILE`).
+        #[arg(long, short, default_value = "template.json")]
+        output: PathBuf,
+        /// The function code: the `bootstrap` zip for provided.al2023.
+        #[arg(long, default_value = "dist/tributary-lambda.zip")]
+        code_uri: String,
     },
 }
 
@@ -425,6 +444,31 @@ pub async fn execute(cli: Cli) -> Result<i32> {
                 }
             };
             crate::jobs::cli::scheduler(&config, &lake, *once, *now, shutdown).await
+        }
+        Command::Deploy {
+            command: DeployCommand::Sam { output, code_uri },
+        } => {
+            let config = load(&cli).await?;
+            let t = crate::deploy::sam_template(
+                &config,
+                &crate::deploy::SamOptions {
+                    code_uri: code_uri.clone(),
+                },
+            )?;
+            let text = serde_json::to_string_pretty(&t)
+                .map_err(|e| Error::Internal(format!("template: {e}")))?;
+            std::fs::write(output, text + "\n")
+                .map_err(|e| Error::io(format!("cannot write {}", output.display()), e))?;
+            let functions = t["Resources"]
+                .as_object()
+                .map(|r| {
+                    r.values()
+                        .filter(|v| v["Type"] == "AWS::Serverless::Function")
+                        .count()
+                })
+                .unwrap_or(0);
+            println!("wrote {} ({functions} functions)", output.display());
+            Ok(0)
         }
         Command::Invoke { event, handler } => {
             let config = load(&cli).await?;

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod decode;
 pub mod demo;
+pub mod deploy;
 pub mod diag;
 pub mod error;
 pub mod jobs;

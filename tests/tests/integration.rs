@@ -6,6 +6,7 @@ mod integration {
     mod cli;
     mod crash;
     mod demo;
+    mod deploy;
     mod evolution;
     mod faults;
     mod jobs;

@@ -2,6 +2,7 @@
 //! typed model below. Validation builds every transform against its input schema, so a
 //! config that passes `tributary validate` cannot fail later on a name or a type.
 
+pub mod lambda;
 mod raw;
 mod source;
 
@@ -56,6 +57,8 @@ pub struct Pipeline {
     /// Field whose repeats within a batch are dead-lettered as duplicates.
     pub dedupe_key: Option<String>,
     pub sink: SinkSettings,
+    /// How `tributary deploy sam` runs this pipeline as a function.
+    pub lambda: lambda::LambdaSettings,
 }
 
 impl Pipeline {
@@ -108,6 +111,8 @@ pub struct Config {
     pub query: crate::query::QueryLimits,
     pub server: ServerConfig,
     pub scheduler: SchedulerConfig,
+    /// `[lambda]`: function settings for `deploy sam` (pipelines may override them).
+    pub lambda: lambda::LambdaSettings,
     pub pipelines: Vec<Pipeline>,
     pub jobs: Vec<crate::jobs::Job>,
 }
@@ -205,6 +210,12 @@ impl Config {
             kinesis: validate_aws(&file, raw.storage.kinesis.as_ref(), &mut diags),
         };
 
+        let lambda_global = lambda::resolve(
+            &file,
+            lambda::LambdaSettings::default(),
+            &raw.lambda,
+            &mut diags,
+        );
         let mut pipelines = Vec::new();
         for (name, p) in &raw.pipelines {
             if !is_ident(name.get_ref()) {
@@ -219,7 +230,17 @@ impl Config {
                 );
                 continue;
             }
-            match validate_pipeline(&file, &dir, &schemas_dir, &storage, name.get_ref(), p).await {
+            match validate_pipeline(
+                &file,
+                &dir,
+                &schemas_dir,
+                &storage,
+                name.get_ref(),
+                p,
+                &lambda_global,
+            )
+            .await
+            {
                 Ok(p) => pipelines.push(p),
                 Err(d) => diags.0.extend(d.0),
             }
@@ -264,6 +285,7 @@ impl Config {
                 max_concurrent_runs: raw.scheduler.max_concurrent_runs.max(1),
                 grace: std::time::Duration::from_secs(raw.scheduler.grace_secs),
             },
+            lambda: lambda_global,
             pipelines,
             jobs,
         })
@@ -348,9 +370,11 @@ async fn validate_pipeline(
     storage: &Storage,
     name: &str,
     sp: &Spanned<RawPipeline>,
+    lambda_global: &lambda::LambdaSettings,
 ) -> Result<Pipeline, Diagnostics> {
     let p = sp.get_ref();
     let mut diags = Diagnostics::default();
+    let lambda = lambda::resolve(file, lambda_global.clone(), &p.lambda, &mut diags);
     let table_name = p.table.get_ref();
     let table = match TableSchema::load(schemas_dir, table_name) {
         Ok(t) => Some(t),
@@ -548,6 +572,7 @@ async fn validate_pipeline(
         parallelism,
         max_record_bytes: *p.max_record_bytes.get_ref(),
         dedupe_key: p.dedupe_key.as_ref().map(|k| k.get_ref().clone()),
+        lambda,
         sink: SinkSettings {
             target_file_bytes: p.sink.target_file_mb.max(1) << 20,
             max_file_rows: p.sink.max_file_rows.max(1),

@@ -20,6 +20,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub scheduler: RawScheduler,
     #[serde(default)]
+    pub lambda: RawLambda,
+    #[serde(default)]
     pub pipelines: BTreeMap<Spanned<String>, Spanned<RawPipeline>>,
 }
 
@@ -221,6 +223,28 @@ pub struct RawPipeline {
     pub dedupe_key: Option<Spanned<String>>,
     #[serde(default)]
     pub sink: RawSink,
+    /// How `tributary deploy sam` runs this pipeline as a function (overrides `[lambda]`).
+    #[serde(default)]
+    pub lambda: RawLambda,
+}
+
+/// Lambda settings: `[lambda]` for every function, `[pipelines.x.lambda]` for one.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLambda {
+    pub memory_mb: Option<Spanned<u32>>,
+    pub timeout_secs: Option<Spanned<u32>>,
+    /// x86_64 | arm64
+    pub architecture: Option<Spanned<String>>,
+    /// Concurrent executions reserved for the function (0 = none reserved).
+    pub reserved_concurrency: Option<Spanned<u32>>,
+    // Kinesis event source mapping:
+    pub batch_size: Option<Spanned<u32>>,
+    pub max_batching_window_secs: Option<Spanned<u32>>,
+    pub parallelization_factor: Option<Spanned<u32>>,
+    pub bisect_on_error: Option<bool>,
+    pub max_retry_attempts: Option<Spanned<i32>>,
+    pub max_record_age_secs: Option<Spanned<i32>>,
 }
 
 fn default_on_bad_record() -> Spanned<String> {

@@ -88,6 +88,8 @@ pub struct SqlTask {
     /// Source tables read incrementally, with what each run sees of them.
     pub incremental: Vec<(String, Incremental)>,
     pub backfill_column: String,
+    /// Every lake table the SQL names (for least-privilege deployment policies).
+    pub reads: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -528,6 +530,7 @@ fn sql_task(
         partition_by,
         incremental,
         backfill_column: raw.backfill_column.clone(),
+        reads: referenced.into_iter().flatten().collect(),
     }))
 }
 

@@ -154,7 +154,7 @@ async fn run_sql(
     t: &SqlTask,
     scope: Scope,
 ) -> Result<Outcome> {
-    let mut engine = QueryEngine::open_with(lake, limits).await?;
+    let mut engine = QueryEngine::open_tables(lake, limits, Some(&t.reads)).await?;
     let target = lake.load(&t.target).await?;
     if matches!(scope, Scope::Backfill(_)) && t.incremental.is_empty() {
         return Err(Error::Usage(format!(

@@ -87,6 +87,16 @@ impl QueryEngine {
 
     /// A session with every table of the lake registered, under `limits`.
     pub async fn open_with(lake: &Lake, limits: &QueryLimits) -> Result<Self> {
+        Self::open_tables(lake, limits, None).await
+    }
+
+    /// A session with only `tables` registered (all of the lake's when `None`): a job reads
+    /// just the tables its SQL names, and needs access to no others.
+    pub async fn open_tables(
+        lake: &Lake,
+        limits: &QueryLimits,
+        only: Option<&[String]>,
+    ) -> Result<Self> {
         let mut rt = datafusion::execution::runtime_env::RuntimeEnvBuilder::new();
         if let Some(m) = limits.memory_bytes {
             rt = rt.with_memory_limit(m, 1.0);
@@ -107,7 +117,11 @@ impl QueryEngine {
         let mut partitions = std::collections::HashMap::new();
         let mut file_counts = std::collections::HashMap::new();
         let mut columns = Vec::new();
-        for name in lake.tables().await? {
+        let names = match only {
+            Some(t) => t.to_vec(),
+            None => lake.tables().await?,
+        };
+        for name in names {
             let Some(table) = lake.load(&name).await? else {
                 continue;
             };
