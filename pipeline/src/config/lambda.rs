@@ -84,13 +84,13 @@ pub fn resolve(
             "parallelization_factor",
             &mut pf,
         );
-        if pf != 1 {
-            if let Some(v) = &raw.parallelization_factor {
-                diags.push(
-                    file.error(v.span(), "parallelization_factor above 1 splits a shard's records across concurrent batches, which the exactly-once positions (one per shard) cannot order")
-                        .with_hint("keep 1 and add shards to scale, or raise batch_size"),
-                );
-            }
+        if pf != 1
+            && let Some(v) = &raw.parallelization_factor
+        {
+            diags.push(
+                file.error(v.span(), "parallelization_factor above 1 splits a shard's records across concurrent batches, which the exactly-once positions (one per shard) cannot order")
+                    .with_hint("keep 1 and add shards to scale, or raise batch_size"),
+            );
         }
         if let Some(v) = &raw.reserved_concurrency {
             let x = *v.get_ref();
