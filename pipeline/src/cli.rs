@@ -123,6 +123,9 @@ pub enum Command {
     },
     /// List the lake's tables: rows, files, bytes, partitions, last commit.
     Tables,
+    /// Each pipeline's table version, last commit, rows, dead letters and lag (input not yet
+    /// committed; per Kinesis shard, milliseconds behind the stream's tip).
+    Status,
     /// Scheduled ETL jobs (jobs/*.toml): list, run, status, history, backfill, reset.
     Jobs {
         #[command(subcommand)]
@@ -500,6 +503,15 @@ pub async fn execute(cli: Cli) -> Result<i32> {
                 location_prefix: location_prefix.clone(),
             };
             print!("{}", crate::catalog::export(&lake, &opts).await?);
+            Ok(0)
+        }
+        Command::Status => {
+            let config = load(&cli).await?;
+            let lake = Lake::open(&config.project.lake, &config.storage.s3).await?;
+            print!(
+                "{}",
+                crate::status::render(&crate::status::status(&config, &lake).await?)
+            );
             Ok(0)
         }
         Command::Tables => {

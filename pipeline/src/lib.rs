@@ -19,6 +19,7 @@ pub mod runtime;
 pub mod schema;
 pub mod send;
 pub mod server;
+pub mod status;
 pub mod transform;
 
 pub use error::{Error, ErrorClass, Result};

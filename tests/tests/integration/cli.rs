@@ -155,3 +155,45 @@ fn json_logs_when_asked() {
         serde_json::from_str(&first).unwrap_or_else(|e| panic!("{e}: {first}"));
     assert!(v["fields"]["message"].is_string());
 }
+
+#[test]
+fn status_shows_commits_dead_letters_and_pending_input() {
+    let p = TempProject::events("");
+    p.gen_events(1000, 2, 0.02, 5);
+    assert!(run(&p, &["run"]).status.success());
+    // A new file arrives after the run.
+    let extra = TempProject::events("");
+    extra.gen_events(100, 1, 0.0, 6);
+    let f = tributary_tests::ndjson_files(&extra.data_dir())[0].clone();
+    let size = std::fs::metadata(&f).unwrap().len();
+    std::fs::copy(&f, p.data_dir().join("late.ndjson")).unwrap();
+    let o = run(&p, &["status"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = stdout(&o);
+    let line = s
+        .lines()
+        .find(|l| l.starts_with("events "))
+        .unwrap_or_else(|| panic!("{s}"));
+    assert!(line.contains(" 1000 "), "{line}");
+    assert!(
+        line.contains(&format!("1 of 3 files pending ({size} bytes)")),
+        "{line}"
+    );
+    let dlq: i64 = {
+        let o = run(
+            &p,
+            &[
+                "query",
+                "--format",
+                "csv",
+                "SELECT count(*) AS n FROM events_dlq",
+            ],
+        );
+        stdout(&o).lines().nth(1).unwrap().parse().unwrap()
+    };
+    assert!(dlq > 0);
+    assert!(line.contains(&format!(" {dlq}  ")), "{line}");
+    // After the next run nothing is pending.
+    assert!(run(&p, &["run"]).status.success());
+    assert!(stdout(&run(&p, &["status"])).contains("0 of 3 files pending (0 bytes)"));
+}
