@@ -60,11 +60,82 @@ pub async fn handle(
             "cannot tell what this event is: expected Kinesis or S3 notification Records (direct, SQS or SNS) or a scheduled event; pass --handler".into(),
         )
     })?;
-    match kind {
-        HandlerKind::Kinesis => kinesis::handle(config, lake, event).await,
-        HandlerKind::S3 => s3::handle(config, lake, event).await,
-        HandlerKind::Schedule => schedule(config, lake, event).await,
+    // Every log line of the invocation carries its correlation id, and so does the answer.
+    let correlation_id = uuid::Uuid::new_v4().to_string();
+    let span = tracing::info_span!("invocation", correlation_id = %correlation_id, handler = ?kind);
+    let started = std::time::Instant::now();
+    let run = async {
+        match kind {
+            HandlerKind::Kinesis => kinesis::handle(config, lake, event).await,
+            HandlerKind::S3 => s3::handle(config, lake, event).await,
+            HandlerKind::Schedule => schedule(config, lake, event).await,
+        }
+    };
+    let mut answer = tracing::Instrument::instrument(run, span).await?;
+    eprintln!("{}", emf(kind, &answer, started.elapsed(), &correlation_id));
+    if let Some(o) = answer.as_object_mut() {
+        o.insert("correlation_id".into(), json!(correlation_id));
     }
+    Ok(answer)
+}
+
+/// One CloudWatch Embedded Metric Format record for the invocation (Lambda sends stderr to
+/// CloudWatch Logs, which turns it into metrics): records in and out, dead letters, failed
+/// batch items, duration; dimensions handler and pipeline.
+fn emf(
+    kind: HandlerKind,
+    answer: &Value,
+    took: std::time::Duration,
+    correlation_id: &str,
+) -> Value {
+    let sum = |key: &str| -> u64 {
+        match answer["runs"].as_array() {
+            Some(runs) => runs.iter().filter_map(|r| r[key].as_u64()).sum(),
+            None => answer[key].as_u64().unwrap_or(0),
+        }
+    };
+    let (records_in, records_out, dead) = match kind {
+        HandlerKind::Kinesis => (sum("records"), sum("records_written"), sum("dead_lettered")),
+        HandlerKind::S3 => (
+            sum("records_read"),
+            sum("records_written"),
+            sum("dead_lettered"),
+        ),
+        HandlerKind::Schedule => (0, sum("rows_written"), 0),
+    };
+    let failed = answer["batchItemFailures"]
+        .as_array()
+        .map(|a| a.len())
+        .unwrap_or(0);
+    let pipeline = answer["pipeline"]
+        .as_str()
+        .or(answer["job"].as_str())
+        .or(answer["runs"][0]["pipeline"].as_str())
+        .unwrap_or("-");
+    json!({
+        "_aws": {
+            "Timestamp": chrono::Utc::now().timestamp_millis(),
+            "CloudWatchMetrics": [{
+                "Namespace": "Tributary",
+                "Dimensions": [["Handler", "Pipeline"]],
+                "Metrics": [
+                    {"Name": "RecordsIn", "Unit": "Count"},
+                    {"Name": "RecordsOut", "Unit": "Count"},
+                    {"Name": "DeadLettered", "Unit": "Count"},
+                    {"Name": "FailedBatchItems", "Unit": "Count"},
+                    {"Name": "DurationMs", "Unit": "Milliseconds"}
+                ]
+            }]
+        },
+        "Handler": format!("{kind:?}").to_lowercase(),
+        "Pipeline": pipeline,
+        "RecordsIn": records_in,
+        "RecordsOut": records_out,
+        "DeadLettered": dead,
+        "FailedBatchItems": failed,
+        "DurationMs": took.as_millis() as u64,
+        "correlation_id": correlation_id
+    })
 }
 
 /// A scheduled event: `{"tributary": {"job": NAME}, "time": RFC3339}` (what the SAM

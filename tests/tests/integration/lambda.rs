@@ -187,6 +187,20 @@ async fn kinesis_batches_commit_exactly_once_and_report_failures() {
             let (o, v) = invoke(&p, &kinesis_event(&stream, c));
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
             assert_eq!(v["batchItemFailures"], json!([]), "{v}");
+            // One CloudWatch EMF record per invocation, with the answer's correlation id.
+            let log = String::from_utf8_lossy(&o.stderr).to_string();
+            let emf: Value = log
+                .lines()
+                .find(|l| l.starts_with("{\"_aws\""))
+                .map(|l| serde_json::from_str(l).unwrap())
+                .unwrap_or_else(|| panic!("no EMF line in {log}"));
+            assert_eq!(
+                emf["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+                "Tributary"
+            );
+            assert_eq!(emf["RecordsIn"], c.len());
+            assert_eq!(emf["Pipeline"], "events");
+            assert_eq!(emf["correlation_id"], v["correlation_id"]);
             written +=
                 v["records_written"].as_u64().unwrap() + v["dead_lettered"].as_u64().unwrap();
             if i == 1 {
