@@ -67,25 +67,7 @@ pub fn objects(event: &Value, out: &mut Vec<(String, String)>) -> Result<()> {
 
 /// S3 event keys are URL-encoded, with `+` for spaces.
 fn decode_key(k: &str) -> String {
-    let b = k.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if let Some(v) = k
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok()) =>
-            {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    crate::jobs::incremental::percent_decode(&k.replace('+', " "))
 }
 
 pub async fn handle(config: &Config, lake: &Lake, event: &Value) -> Result<Value> {
