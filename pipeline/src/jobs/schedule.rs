@@ -82,8 +82,8 @@ impl Schedule {
         match self {
             Schedule::Rate { every } => {
                 let step = every.num_seconds().max(1);
-                let n = after.timestamp().div_euclid(step) + 1;
-                Utc.timestamp_opt(n * step, 0).single()
+                let n = after.timestamp().div_euclid(step).checked_add(1)?;
+                Utc.timestamp_opt(n.checked_mul(step)?, 0).single()
             }
             Schedule::Cron { cron } => cron
                 .find_next_occurrence(&after.with_timezone(&tz), false)
@@ -138,9 +138,9 @@ fn parse_rate(body: &str, span: Range<usize>) -> Result<Schedule, ScheduleError>
         )
     })?;
     let every = match unit.trim_end_matches('s') {
-        "minute" => chrono::Duration::minutes(n),
-        "hour" => chrono::Duration::hours(n),
-        "day" => chrono::Duration::days(n),
+        "minute" => chrono::Duration::try_minutes(n),
+        "hour" => chrono::Duration::try_hours(n),
+        "day" => chrono::Duration::try_days(n),
         other => {
             return Err(err(
                 span,
@@ -148,7 +148,15 @@ fn parse_rate(body: &str, span: Range<usize>) -> Result<Schedule, ScheduleError>
             ));
         }
     };
-    Ok(Schedule::Rate { every })
+    // Found by fuzzing: a huge value overflowed the duration. Beyond ~100 years a rate is
+    // not a schedule.
+    match every.filter(|d| *d <= chrono::Duration::days(36_600)) {
+        Some(every) => Ok(Schedule::Rate { every }),
+        None => Err(err(
+            span,
+            format!("rate `{body}` is too long (at most 36600 days)"),
+        )),
+    }
 }
 
 fn parse_cron(body: &str, body_at: usize) -> Result<Schedule, ScheduleError> {
@@ -367,6 +375,9 @@ mod tests {
         assert!(e.message.contains("6 fields"), "{e:?}");
         let e = Schedule::parse("cron(0 25 * * ? *)").unwrap_err();
         assert!(e.message.contains("invalid cron"), "{e:?}");
+        // Found by the fuzzer: a rate too large for a duration is an error, not a panic.
+        let e = Schedule::parse("rate(+1111111111111115 minutes)").unwrap_err();
+        assert!(e.message.contains("too long"), "{e:?}");
         let e = Schedule::parse("rate(5 weeks)").unwrap_err();
         assert!(
             e.message.contains("weeks") || e.message.contains("week"),
