@@ -394,3 +394,33 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod extremes {
+    use super::*;
+
+    /// Inputs at the edges of the time range: an answer or an error, never a panic.
+    #[test]
+    fn extreme_times_do_not_panic() {
+        let far = DateTime::<Utc>::MAX_UTC - chrono::Duration::days(1);
+        let early = DateTime::<Utc>::MIN_UTC + chrono::Duration::days(1);
+        for expr in [
+            "at(+262142-12-31T23:59:59)",
+            "at(-262143-01-01T00:00:00)",
+            "rate(36600 days)",
+            "rate(1 minute)",
+            "cron(59 23 31 12 ? 2099)",
+            "cron(0 0 L 2 ? *)",
+        ] {
+            let Ok(s) = Schedule::parse(expr) else {
+                continue;
+            };
+            for tz in ["UTC", "Pacific/Kiritimati", "America/New_York"] {
+                let tz = parse_tz(tz).unwrap();
+                for t in [far, early, DateTime::<Utc>::UNIX_EPOCH] {
+                    let _ = s.next_after(t, tz);
+                }
+            }
+        }
+    }
+}
