@@ -109,5 +109,5 @@ log="$(mktemp)"
 cargo test --workspace 2>&1 | tee "$log"
 # One closing line over all test binaries.
 awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, i }' "$log"
-echo "== fuzz (smoke: 15 s per target; scripts/fuzz.sh SECONDS for a longer run)"
-bash "$root/scripts/fuzz.sh" 15
+echo "== fuzz (smoke: fixed seed and run counts; scripts/fuzz.sh SECONDS explores longer)"
+bash "$root/scripts/fuzz.sh" smoke
