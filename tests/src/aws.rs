@@ -153,3 +153,21 @@ pub async fn read_all(
     }
     out
 }
+
+/// Uploads the project's generated NDJSON files to `bucket` under `prefix` (keys
+/// `prefix` + file name), as the S3 source tests' input.
+pub async fn upload_data(bucket: &str, prefix: &str, files: &[std::path::PathBuf]) {
+    let store = tributary_connectors::aws::s3_store(bucket, &settings())
+        .await
+        .unwrap();
+    for f in files {
+        let key = format!("{prefix}{}", f.file_name().unwrap().to_string_lossy());
+        object_store::ObjectStoreExt::put(
+            store.as_ref(),
+            &object_store::path::Path::from(key),
+            std::fs::read(f).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    }
+}

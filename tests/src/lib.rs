@@ -41,6 +41,25 @@ pub fn tributary_bin() -> PathBuf {
     bin
 }
 
+/// `tributary --no-progress ARGS` run in the project's folder.
+pub fn cli(p: &TempProject, args: &[&str]) -> std::process::Output {
+    Command::new(tributary_bin())
+        .arg("--no-progress")
+        .args(args)
+        .current_dir(p.path())
+        .output()
+        .unwrap()
+}
+
+/// A finished command's stdout and stderr, together (for assertions and messages).
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
 /// A project folder with its own config, schemas and lake, removed when dropped.
 pub struct TempProject {
     pub dir: tempfile::TempDir,

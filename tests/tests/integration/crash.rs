@@ -114,19 +114,7 @@ async fn s3_prefix_source_survives_twenty_kills_exactly_once() {
     let m = p.gen_events(50_000, 5, 0.01, 62);
     let (want, bad) = sent(&p);
     assert_eq!(bad, bad_lines(&m));
-    let store = tributary_connectors::aws::s3_store(&bucket, &tributary_tests::aws::settings())
-        .await
-        .unwrap();
-    for f in ndjson_files(&p.data_dir()) {
-        let key = format!("in/{}", f.file_name().unwrap().to_string_lossy());
-        object_store::ObjectStoreExt::put(
-            store.as_ref(),
-            &object_store::path::Path::from(key),
-            std::fs::read(&f).unwrap().into(),
-        )
-        .await
-        .unwrap();
-    }
+    tributary_tests::aws::upload_data(&bucket, "in/", &ndjson_files(&p.data_dir())).await;
     let r = kill_repeatedly(
         p.path(),
         &[],

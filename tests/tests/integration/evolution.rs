@@ -2,26 +2,7 @@
 //! it as null); incompatible changes are refused by `validate` (file:line:col in the schema
 //! file, a suggested migration) and by `run` before any data moves.
 
-use std::process::{Command, Output};
-
-use tributary_tests::{EVENTS_SCHEMA, TempProject, tributary_bin};
-
-fn cli(p: &TempProject, args: &[&str]) -> Output {
-    Command::new(tributary_bin())
-        .arg("--no-progress")
-        .args(args)
-        .current_dir(p.path())
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use tributary_tests::{EVENTS_SCHEMA, TempProject, cli, output_text as text};
 
 fn set_schema(p: &TempProject, schema: &str) {
     std::fs::write(p.path().join("schemas/events.toml"), schema).unwrap();

@@ -161,19 +161,7 @@ async fn s3_slowdown_errors_drops_and_latency_lose_nothing() {
     );
     let p = TempProject::new(&config, &[("events", EVENTS_SCHEMA)]);
     p.gen_events(20_000, 4, 0.01, 82);
-    let store = tributary_connectors::aws::s3_store(&bucket, &tributary_tests::aws::settings())
-        .await
-        .unwrap();
-    for f in ndjson_files(&p.data_dir()) {
-        let key = format!("in/{}", f.file_name().unwrap().to_string_lossy());
-        object_store::ObjectStoreExt::put(
-            store.as_ref(),
-            &object_store::path::Path::from(key),
-            std::fs::read(&f).unwrap().into(),
-        )
-        .await
-        .unwrap();
-    }
+    tributary_tests::aws::upload_data(&bucket, "in/", &ndjson_files(&p.data_dir())).await;
     let out = Command::new(tributary_bin())
         .args(["--no-progress", "run"])
         .current_dir(p.path())

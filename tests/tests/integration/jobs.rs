@@ -3,28 +3,11 @@
 //! the scheduler on a controlled clock (`--now`) across a crash, compaction under a
 //! concurrent query, retention, backfill, catalog export and job validation.
 
-use std::process::{Command, Output};
+use std::process::Command;
 
 use tributary::jobs::run::{Scope, Trigger, execute};
 use tributary::query::QueryEngine;
-use tributary_tests::{TempProject, aws, shared_bench, tributary_bin};
-
-fn cli(p: &TempProject, args: &[&str]) -> Output {
-    Command::new(tributary_bin())
-        .arg("--no-progress")
-        .args(args)
-        .current_dir(p.path())
-        .output()
-        .unwrap()
-}
-
-fn out(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use tributary_tests::{TempProject, aws, cli, output_text as out, shared_bench, tributary_bin};
 
 /// A batch of generated events as `data/<prefix>*.ndjson`: `days` days from `start`.
 fn add_events(p: &TempProject, prefix: &str, records: u64, start: &str, days: u32, seed: u64) {
