@@ -29,7 +29,7 @@ for t in config ndjson schedule; do
   work="$(mktemp -d)"
   cp -r "corpus/$t/." "$work/"
   if [ "$mode" = smoke ]; then
-    case "$t" in config) runs=4000 ;; ndjson) runs=400 ;; *) runs=150000 ;; esac
+    case "$t" in config) runs=4000 ;; ndjson) runs=400 ;; *) runs=100000 ;; esac
     limit=(-seed=1 -runs="$runs")
   else
     limit=(-max_total_time="$mode")

@@ -187,6 +187,14 @@ fn parse_cron(body: &str, body_at: usize) -> Result<Schedule, ScheduleError> {
         "year",
     ];
     for (k, (f, span)) in fields.iter().enumerate() {
+        // Found by fuzzing: empty list items (`,,`, a lone `,`) made croner accept a pattern
+        // that never fires, and searching for its next time took tens of seconds.
+        if f.split(',').any(|item| item.is_empty()) {
+            return Err(err(
+                span.clone(),
+                format!("empty item in the {} list `{f}`", names[k]),
+            ));
+        }
         if f.contains('?') && k != 2 && k != 4 {
             return Err(err(
                 span.clone(),
@@ -375,6 +383,9 @@ mod tests {
         assert!(e.message.contains("6 fields"), "{e:?}");
         let e = Schedule::parse("cron(0 25 * * ? *)").unwrap_err();
         assert!(e.message.contains("invalid cron"), "{e:?}");
+        // Found by the fuzzer: a list with empty items is refused (it never fired, slowly).
+        let e = Schedule::parse("cron(,,,0 , * * ? *)").unwrap_err();
+        assert!(e.message.contains("empty item"), "{e:?}");
         // Found by the fuzzer: a rate too large for a duration is an error, not a panic.
         let e = Schedule::parse("rate(+1111111111111115 minutes)").unwrap_err();
         assert!(e.message.contains("too long"), "{e:?}");
@@ -411,6 +422,7 @@ mod extremes {
             "rate(1 minute)",
             "cron(59 23 31 12 ? 2099)",
             "cron(0 0 L 2 ? *)",
+            "cron(0 0 31 2 ? *)",
         ] {
             let Ok(s) = Schedule::parse(expr) else {
                 continue;
