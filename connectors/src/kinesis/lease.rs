@@ -87,13 +87,46 @@ impl LeaseStore {
             }
         }
         let mut out = BTreeMap::new();
-        for (shard, (epoch, path)) in latest {
-            let bytes = self.store.get(&path).await?.bytes().await?;
-            let record: LeaseRecord = serde_json::from_slice(&bytes)
-                .map_err(|e| Error::Config(format!("lease object {path} is not a lease: {e}")))?;
-            out.insert(shard, (epoch, record));
+        for (shard, (epoch, _)) in latest {
+            if let Some(current) = self.read_from(&shard, epoch).await? {
+                out.insert(shard, current);
+            }
         }
         Ok(out)
+    }
+
+    /// Reads the lease of `shard` at `epoch`, or at a later one: between listing and reading,
+    /// another process may have renewed the lease and pruned the epoch that was listed.
+    async fn read_from(&self, shard: &str, mut epoch: u64) -> Result<Option<(u64, LeaseRecord)>> {
+        for _ in 0..16 {
+            let path = self.epoch_path(shard, epoch);
+            match self.store.get(&path).await {
+                Ok(r) => {
+                    let bytes = r.bytes().await?;
+                    let record: LeaseRecord = serde_json::from_slice(&bytes).map_err(|e| {
+                        Error::Config(format!("lease object {path} is not a lease: {e}"))
+                    })?;
+                    return Ok(Some((epoch, record)));
+                }
+                Err(object_store::Error::NotFound { .. }) => {
+                    match self.latest_epoch(shard).await? {
+                        Some(latest) if latest > epoch => epoch = latest,
+                        // Pruned with nothing newer: the shard's lease objects are gone.
+                        Some(_) | None => return Ok(None),
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // Renewed faster than we can read: report it as held by someone, at the last epoch
+        // seen, so this round does not try to take it.
+        Ok(Some((
+            epoch,
+            LeaseRecord {
+                owner: String::new(),
+                expires_ms: i64::MAX,
+            },
+        )))
     }
 
     /// Writes epoch `epoch` of `shard`; `false` if another process wrote it first.
@@ -300,5 +333,22 @@ mod tests {
         store.heartbeat("a", now_ms() + 10_000).await.unwrap();
         store.heartbeat("z", now_ms() - 1).await.unwrap();
         assert_eq!(store.live_workers().await.unwrap(), vec!["a".to_string()]);
+    }
+
+    /// Another process may renew and prune between our listing and our read: the read
+    /// follows to the newer epoch instead of failing on the pruned one.
+    #[tokio::test]
+    async fn a_listed_epoch_pruned_before_the_read_is_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs: Arc<dyn ObjectStore> =
+            Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+        let store = LeaseStore::new(fs, ObjectPath::from("leases/p"));
+        let mut a = Leases::new(store.clone(), "a".into());
+        assert!(a.try_acquire("s0", None, 60_000).await.unwrap());
+        a.renew(60_000).await.unwrap();
+        a.renew(60_000).await.unwrap();
+        let (epoch, rec) = store.read_from("s0", 0).await.unwrap().unwrap();
+        assert_eq!((epoch, rec.owner.as_str()), (2, "a"));
+        assert!(store.read_from("s9", 0).await.unwrap().is_none());
     }
 }
