@@ -76,6 +76,17 @@ if [ ! -x "$cfn/bin/cfn-lint" ]; then
 fi
 export TRIBUTARY_TEST_CFN_LINT="$cfn/bin/cfn-lint"
 
+# cargo-lambda (PyPI wheel of the binary, pinned): its `watch --only-lambda-apis` is the Lambda
+# Runtime API the `bootstrap` test polls.
+cl="$tools/cargo-lambda-1.9.2"
+if [ ! -x "$cl/bin/cargo-lambda" ]; then
+  echo "== installing cargo-lambda 1.9.2 into $cl"
+  rm -rf "$cl"
+  python3 -m venv "$cl"
+  "$cl/bin/pip" install --quiet --disable-pip-version-check cargo-lambda==1.9.2
+fi
+export TRIBUTARY_TEST_CARGO_LAMBDA="$cl/bin/cargo-lambda"
+
 # A second Kinesis implementation, kinesalite (npm, pinned), for resharding: moto's SplitShard
 # re-puts the parent's records into the children, which real Kinesis never does.
 command -v node >/dev/null || { echo "node/npm are needed by the tests (kinesalite)"; exit 1; }

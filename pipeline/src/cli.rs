@@ -33,7 +33,7 @@ pub struct Cli {
     #[arg(long, global = true, env = "TRIBUTARY_LAKE")]
     pub lake: Option<String>,
     /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, value_enum, env = "TRIBUTARY_LOG_FORMAT", default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// More logging (-v: debug, -vv: trace).
     #[arg(long, short, global = true, action = clap::ArgAction::Count)]
@@ -150,6 +150,25 @@ pub enum Command {
         /// The handler (default: told from the event's shape).
         #[arg(long, value_enum)]
         handler: Option<crate::lambda::HandlerKind>,
+    },
+    /// Serve the Lambda Runtime API: what a deployed function's `bootstrap` runs (a binary
+    /// named `bootstrap` starts this with no arguments). Config, clients and the query
+    /// context are made once per container.
+    Lambda {
+        /// The handler (default: told from each event's shape).
+        #[arg(long, value_enum, env = "TRIBUTARY_HANDLER")]
+        handler: Option<crate::lambda::HandlerKind>,
+    },
+    /// Build the function zip for Lambda's provided.al2023 runtime: the binary as
+    /// `bootstrap`, the config, schemas and jobs. The binary is checked first (ELF for the
+    /// configured architecture, glibc no newer than 2.34).
+    Package {
+        /// The Linux binary to ship (default: this one), e.g. from `cargo lambda build --release`.
+        #[arg(long, value_name = "FILE")]
+        binary: Option<PathBuf>,
+        /// Where to write the zip (what `deploy sam --code-uri` points at).
+        #[arg(long, short, default_value = "dist/tributary-lambda.zip")]
+        output: PathBuf,
     },
     /// Deployment artifacts.
     Deploy {
@@ -471,6 +490,39 @@ pub async fn execute(cli: Cli) -> Result<i32> {
                 })
                 .unwrap_or(0);
             println!("wrote {} ({functions} functions)", output.display());
+            Ok(0)
+        }
+        Command::Lambda { handler } => {
+            let config = load(&cli).await?;
+            let lake = Lake::open(&config.project.lake, &config.storage.s3).await?;
+            crate::lambda::serve(config, lake, *handler).await?;
+            Ok(0)
+        }
+        Command::Package { binary, output } => {
+            let config = load(&cli).await?;
+            let binary = match binary {
+                Some(b) => b.clone(),
+                None => std::env::current_exe()
+                    .map_err(|e| Error::io("cannot find this executable".to_string(), e))?,
+            };
+            let p = crate::package::package(
+                &config,
+                &crate::package::PackageOptions {
+                    binary,
+                    output: output.clone(),
+                },
+            )?;
+            let glibc = p
+                .glibc
+                .map(|(a, b)| format!("glibc {a}.{b}"))
+                .unwrap_or_else(|| "static".into());
+            println!(
+                "wrote {} ({} files, {:.1} MiB; bootstrap: {}, {glibc})",
+                output.display(),
+                p.files.len(),
+                p.bytes as f64 / 1048576.0,
+                config.lambda.architecture
+            );
             Ok(0)
         }
         Command::Invoke { event, handler } => {

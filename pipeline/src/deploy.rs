@@ -130,7 +130,7 @@ fn function(
                           "PolicyDocument": {"Version": "2012-10-17", "Statement": statements}}]
         }}),
     );
-    let mut env = json!({"TRIBUTARY_CONFIG": "tributary.toml", "TRIBUTARY_HANDLER": handler, "RUST_LOG": "info"});
+    let mut env = json!({"TRIBUTARY_CONFIG": "tributary.toml", "TRIBUTARY_HANDLER": handler, "TRIBUTARY_LOG": "info", "TRIBUTARY_LOG_FORMAT": "json"});
     if let (Some(e), Some(x)) = (env.as_object_mut(), extra_env.as_object()) {
         e.extend(x.clone());
     }

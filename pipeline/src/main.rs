@@ -21,7 +21,20 @@ fn init_logging(cli: &Cli) {
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    // Lambda's provided runtimes start `bootstrap` with no arguments: that is `tributary lambda`.
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let is_bootstrap = args
+        .first()
+        .and_then(|a| {
+            std::path::Path::new(a)
+                .file_name()
+                .map(|n| n == "bootstrap")
+        })
+        .unwrap_or(false);
+    if is_bootstrap && args.len() == 1 {
+        args.push("lambda".into());
+    }
+    let cli = Cli::parse_from(args);
     init_logging(&cli);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

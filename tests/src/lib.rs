@@ -5,6 +5,7 @@ pub mod aws;
 pub mod crash;
 pub mod fault;
 pub mod http;
+pub mod lambda;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

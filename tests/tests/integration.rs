@@ -12,6 +12,7 @@ mod integration {
     mod jobs;
     mod kinesis;
     mod lambda;
+    mod lambda_runtime;
     mod partitions;
     mod query_limits;
     mod repl;

@@ -4,7 +4,10 @@
 //! notifications (direct, or inside SQS and SNS envelopes) and EventBridge scheduled events.
 
 mod kinesis;
+mod runtime;
 mod s3;
+
+pub use runtime::serve;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -48,20 +51,31 @@ pub fn detect(event: &Value) -> Option<HandlerKind> {
     None
 }
 
-/// Runs one event through its handler.
+/// Runs one event through its handler, with a fresh correlation id.
 pub async fn handle(
     config: &Config,
     lake: &Lake,
     event: &Value,
     kind: Option<HandlerKind>,
 ) -> Result<Value> {
+    let id = uuid::Uuid::new_v4().to_string();
+    handle_with_id(config, lake, event, kind, id).await
+}
+
+/// Runs one event through its handler; every log line of the invocation, its metrics line
+/// and its answer carry `correlation_id` (in Lambda: the request id).
+pub async fn handle_with_id(
+    config: &Config,
+    lake: &Lake,
+    event: &Value,
+    kind: Option<HandlerKind>,
+    correlation_id: String,
+) -> Result<Value> {
     let kind = kind.or_else(|| detect(event)).ok_or_else(|| {
         Error::Usage(
             "cannot tell what this event is: expected Kinesis or S3 notification Records (direct, SQS or SNS) or a scheduled event; pass --handler".into(),
         )
     })?;
-    // Every log line of the invocation carries its correlation id, and so does the answer.
-    let correlation_id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!("invocation", correlation_id = %correlation_id, handler = ?kind);
     let started = std::time::Instant::now();
     let run = async {

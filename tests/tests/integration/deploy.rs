@@ -173,3 +173,122 @@ source = { type = "s3", url = "s3://in-bucket/incoming/" }
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("need the lake on S3"));
 }
+
+fn package(p: &TempProject, args: &[&str]) -> std::process::Output {
+    Command::new(tributary_bin())
+        .arg("package")
+        .args(args)
+        .current_dir(p.path())
+        .output()
+        .unwrap()
+}
+
+/// The zip's entries: name → (unix mode, bytes).
+fn zip_entries(path: &std::path::Path) -> std::collections::BTreeMap<String, (u32, Vec<u8>)> {
+    let mut z = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    for i in 0..z.len() {
+        let mut f = z.by_index(i).unwrap();
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut f, &mut body).unwrap();
+        out.insert(
+            f.name().to_string(),
+            (f.unix_mode().unwrap_or(0) & 0o777, body),
+        );
+    }
+    out
+}
+
+#[test]
+fn package_builds_the_function_zip_and_refuses_binaries_that_cannot_start() {
+    let config = "[project]\nlake = \"s3://lake-bucket/lake\"\n\n[pipelines.events]\ntable = \"events\"\nsource = { type = \"s3\", url = \"s3://in-bucket/incoming/\" }\n";
+    let p = TempProject::new(config, &[("events", EVENTS_SCHEMA)]);
+    std::fs::create_dir_all(p.path().join("jobs")).unwrap();
+    std::fs::write(
+        p.path().join("jobs/daily.toml"),
+        "schedule = \"rate(1 day)\"\nsql_file = \"daily.sql\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.path().join("jobs/daily.sql"),
+        "SELECT dt, count(*) AS n FROM events GROUP BY dt\n",
+    )
+    .unwrap();
+
+    // This very binary: packaged if the Lambda runtime's glibc (2.34) can load it, else
+    // refused with how to build one that can (Debian 12's toolchain links hypot@GLIBC_2.35).
+    let own = tributary::package::inspect(&std::fs::read(tributary_bin()).unwrap()).unwrap();
+    let o = package(&p, &["--output", "dist/own.zip"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    if own
+        .glibc
+        .is_some_and(|g| g > tributary::package::AL2023_GLIBC)
+    {
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains("provided.al2023 has 2.34"), "{err}");
+        assert!(err.contains("cargo lambda build"), "{err}");
+        assert!(!p.path().join("dist/own.zip").exists());
+    } else {
+        assert!(o.status.success(), "{err}");
+    }
+
+    // A binary the runtime can load (a system tool stands in for a cargo-lambda build):
+    // bootstrap executable, the config under the name the functions read, schemas and jobs.
+    let loadable = "/usr/bin/true";
+    let info = tributary::package::inspect(&std::fs::read(loadable).unwrap()).unwrap();
+    assert!(
+        info.glibc
+            .is_none_or(|g| g <= tributary::package::AL2023_GLIBC)
+    );
+    let o = package(&p, &["--binary", loadable]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let zip_path = p.path().join("dist/tributary-lambda.zip");
+    let entries = zip_entries(&zip_path);
+    assert_eq!(
+        entries.keys().cloned().collect::<Vec<_>>(),
+        [
+            "bootstrap",
+            "jobs/daily.sql",
+            "jobs/daily.toml",
+            "schemas/events.toml",
+            "tributary.toml"
+        ]
+    );
+    assert_eq!(entries["bootstrap"].0, 0o755);
+    assert_eq!(entries["bootstrap"].1, std::fs::read(loadable).unwrap());
+    assert_eq!(entries["tributary.toml"].1, config.as_bytes());
+    // Same inputs, same bytes: CloudFormation sees no change to deploy.
+    let first = std::fs::read(&zip_path).unwrap();
+    assert!(package(&p, &["--binary", loadable]).status.success());
+    assert_eq!(std::fs::read(&zip_path).unwrap(), first);
+
+    // The wrong architecture, a non-ELF file, a local lake: refused, nothing written.
+    std::fs::write(
+        p.path().join("tributary.toml"),
+        format!("{config}\n[lambda]\narchitecture = \"arm64\"\n"),
+    )
+    .unwrap();
+    let o = package(&p, &["--binary", loadable, "--output", "dist/arm.zip"]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("built for x86_64, but the functions run on arm64"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    std::fs::write(p.path().join("tributary.toml"), config).unwrap();
+    let o = package(
+        &p,
+        &["--binary", "tributary.toml", "--output", "dist/x.zip"],
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not an ELF executable"));
+    std::fs::write(
+        p.path().join("tributary.toml"),
+        config.replace("s3://lake-bucket/lake", "lake"),
+    )
+    .unwrap();
+    let o = package(&p, &["--binary", loadable, "--output", "dist/y.zip"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("a Lambda function has no lasting disk"));
+    for f in ["arm.zip", "x.zip", "y.zip"] {
+        assert!(!p.path().join("dist").join(f).exists(), "{f}");
+    }
+}

@@ -6,6 +6,7 @@ use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 use tributary_tests::aws::{create_bucket, storage_toml, unique};
+use tributary_tests::lambda::{batch_item_failures, kinesis_event};
 use tributary_tests::{EVENTS_SCHEMA, TempProject, ndjson_files, tributary_bin};
 
 fn invoke(p: &TempProject, event: &Value) -> (Output, Value) {
@@ -126,27 +127,6 @@ async fn scheduled_events_run_their_job_once_per_slot() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("job `bad` FAILED"));
 }
 
-/// Records as a Kinesis event-source mapping delivers them to Lambda.
-fn kinesis_event(stream: &str, recs: &[(String, String, Vec<u8>)]) -> Value {
-    use base64::Engine as _;
-    let records: Vec<Value> = recs
-        .iter()
-        .map(|(shard, seq, data)| {
-            json!({
-                "kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": "k", "sequenceNumber": seq,
-                            "data": base64::engine::general_purpose::STANDARD.encode(data),
-                            "approximateArrivalTimestamp": 1764244800.0},
-                "eventSource": "aws:kinesis", "eventVersion": "1.0",
-                "eventID": format!("{shard}:{seq}"), "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": "arn:aws:iam::123456789012:role/tributary",
-                "awsRegion": "us-east-1",
-                "eventSourceARN": format!("arn:aws:kinesis:us-east-1:123456789012:stream/{stream}")
-            })
-        })
-        .collect();
-    json!({ "Records": records })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kinesis_batches_commit_exactly_once_and_report_failures() {
     let stream = unique("lambda");
@@ -186,7 +166,7 @@ async fn kinesis_batches_commit_exactly_once_and_report_failures() {
         for (i, c) in chunks.iter().enumerate() {
             let (o, v) = invoke(&p, &kinesis_event(&stream, c));
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-            assert_eq!(v["batchItemFailures"], json!([]), "{v}");
+            assert!(batch_item_failures(&v).is_empty(), "{v}");
             // One CloudWatch EMF record per invocation, with the answer's correlation id.
             let log = String::from_utf8_lossy(&o.stderr).to_string();
             let emf: Value = log
@@ -247,8 +227,8 @@ async fn kinesis_batches_commit_exactly_once_and_report_failures() {
         .unwrap();
     let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
     assert_eq!(
-        v["batchItemFailures"][0]["itemIdentifier"],
-        json!(first[0].1),
+        batch_item_failures(&v),
+        vec![first[0].1.clone()],
         "{v} {}",
         String::from_utf8_lossy(&o.stderr)
     );
