@@ -61,6 +61,16 @@ pub enum Command {
         /// Stop once no new record has arrived for this many seconds (streams, polling S3).
         #[arg(long, value_name = "SECS")]
         idle_exit: Option<f64>,
+        /// Run one stage of one pipeline as its own process, handing over through the lake's
+        /// staging area (file and S3 sources): ingest → transform → sink.
+        #[arg(long, value_enum, requires = "pipelines")]
+        stage: Option<crate::runtime::staged::StageKind>,
+        /// Transform stage: the fewest workers kept (the pool grows with the backlog).
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        min_workers: usize,
+        /// Transform stage: the most workers (default: the pipeline's parallelism).
+        #[arg(long, value_name = "N")]
+        max_workers: Option<usize>,
     },
     /// Put NDJSON records on a Kinesis stream (PutRecords, failed records re-sent).
     Send {
@@ -294,6 +304,41 @@ pub async fn execute(cli: Cli) -> Result<i32> {
         Command::Run {
             pipelines,
             idle_exit,
+            stage: Some(stage),
+            min_workers,
+            max_workers,
+        } => {
+            let config = load(&cli).await?;
+            let [name] = pipelines.as_slice() else {
+                return Err(Error::Usage(
+                    "--stage runs one stage of one pipeline: name exactly one".into(),
+                ));
+            };
+            let p = config.pipeline(name).map_err(Error::Usage)?;
+            let lake = Lake::open(&config.project.lake, &config.storage.s3).await?;
+            let idle = idle_exit.map(|s| std::time::Duration::from_secs_f64(s.max(0.0)));
+            let stop = stop_on_ctrl_c();
+            use crate::runtime::staged::{self, StageKind};
+            let summary = match stage {
+                StageKind::Ingest => staged::ingest(p, &lake, stop).await?,
+                StageKind::Transform => {
+                    let opts = staged::TransformOptions {
+                        min_workers: *min_workers,
+                        max_workers: max_workers.unwrap_or(p.parallelism),
+                        stop,
+                        idle_exit: idle,
+                    };
+                    staged::transform(p, &lake, &opts).await?
+                }
+                StageKind::Sink => staged::sink(p, &lake, stop, idle).await?,
+            };
+            println!("{}: {summary}", p.name);
+            Ok(0)
+        }
+        Command::Run {
+            pipelines,
+            idle_exit,
+            ..
         } => {
             let config = load(&cli).await?;
             let idle = idle_exit.map(|s| std::time::Duration::from_secs_f64(s.max(0.0)));

@@ -268,3 +268,44 @@ pub fn ndjson_files(dir: &Path) -> Vec<PathBuf> {
     v.sort();
     v
 }
+
+/// The good event ids of the project's generated input files (what must end up in the
+/// table), and how many bad lines they hold (what must end up in the DLQ).
+pub fn sent(p: &TempProject) -> (std::collections::HashSet<String>, u64) {
+    let mut ids = std::collections::HashSet::new();
+    let mut bad = 0;
+    for f in ndjson_files(&p.data_dir()) {
+        for line in std::fs::read_to_string(f).unwrap().lines() {
+            if valid_event(line).is_some() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                ids.insert(v["event_id"].as_str().unwrap().to_string());
+            } else if !line.trim().is_empty() {
+                bad += 1;
+            }
+        }
+    }
+    (ids, bad)
+}
+
+/// The `events` table holds exactly `want` — nothing lost, nothing twice — and, when `bad`
+/// is given, `events_dlq` holds exactly that many bad records, each once.
+pub async fn assert_exactly_once(
+    p: &TempProject,
+    want: &std::collections::HashSet<String>,
+    bad: Option<u64>,
+) {
+    let got = p.query_csv("SELECT event_id FROM events").await[1..].to_vec();
+    let set: std::collections::HashSet<String> = got.iter().cloned().collect();
+    assert_eq!(got.len(), set.len(), "duplicates in the table");
+    assert_eq!(set.len(), want.len(), "records lost or extra");
+    assert!(set == *want, "the table holds other records than were sent");
+    if let Some(bad) = bad {
+        assert_eq!(p.count("SELECT count(*) FROM events_dlq").await, bad as i64);
+        assert_eq!(
+            p.count("SELECT count(DISTINCT source || ':' || coalesce(record_id, CAST(position AS VARCHAR))) FROM events_dlq")
+                .await,
+            bad as i64,
+            "a bad record dead-lettered twice"
+        );
+    }
+}

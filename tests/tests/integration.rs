@@ -19,4 +19,5 @@ mod integration {
     mod resume;
     mod s3;
     mod server;
+    mod stages;
 }

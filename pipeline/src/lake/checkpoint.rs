@@ -50,7 +50,7 @@ pub fn offset_txns(pipeline: &str, partition: &str, offset: &Offset) -> Vec<Tran
     }
 }
 
-async fn txn(table: &DeltaTable, id: &str) -> Result<Option<i64>> {
+pub async fn txn(table: &DeltaTable, id: &str) -> Result<Option<i64>> {
     Ok(table
         .snapshot()?
         .transaction_version(table.log_store().as_ref(), id)

@@ -23,7 +23,7 @@ use tributary_connectors::aws::{AwsSettings, parse_s3_url};
 use tributary_connectors::kinesis::LeaseStore;
 use url::Url;
 
-pub use checkpoint::{LakeCheckpoints, committed_offsets, offset_txns};
+pub use checkpoint::{LakeCheckpoints, committed_offsets, offset_txns, txn};
 
 pub use partition::{PartBatch, add_partition_columns, split_by_partition};
 pub use sink::{CommitStats, TableSink, WriterSettings, dlq_batch, dlq_schema};

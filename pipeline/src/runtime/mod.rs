@@ -7,6 +7,7 @@
 
 mod feed;
 mod stage;
+pub mod staged;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -189,36 +190,8 @@ async fn run_once(
     owner: &str,
     summary: &mut RunSummary,
 ) -> Result<Outcome> {
-    let settings = WriterSettings {
-        target_file_bytes: p.sink.target_file_bytes,
-        max_file_rows: p.sink.max_file_rows,
-        row_group_rows: p.sink.row_group_rows,
-        zstd_level: p.sink.zstd_level,
-    };
-    let table = lake
-        .open_or_create(
-            &p.table.name,
-            &p.table.table_schema(),
-            &p.table.partition_columns(),
-            p.table.description.as_deref(),
-        )
-        .await?;
     // One Parquet encoder per worker: encoding runs in parallel with decoding.
-    let mut main = TableSink::new(&p.table.name, table, &settings, p.parallelism)?;
-    let mut dlq = match p.on_bad_record {
-        BadRecordPolicy::Dlq => {
-            let t = lake
-                .open_or_create(
-                    &p.dlq_table(),
-                    &lake::dlq_schema(),
-                    &[],
-                    Some("dead-lettered records"),
-                )
-                .await?;
-            Some(TableSink::new(&p.dlq_table(), t, &settings, 1)?)
-        }
-        _ => None,
-    };
+    let (mut main, mut dlq) = open_sinks(p, lake, p.parallelism).await?;
 
     let (tx, rx) = mpsc::channel::<Msg>(p.parallelism * 2);
     let mut pending = Pending::default();
@@ -231,25 +204,7 @@ async fn run_once(
     let reader_stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
     match &p.source {
         SourceKind::File(_) | SourceKind::S3(_) => {
-            let (files, opener, poll) = match &p.source {
-                SourceKind::File(f) => (f.list()?, Opener::Local, None),
-                SourceKind::S3(s) => {
-                    let store = tributary_connectors::aws::s3_store(&s.bucket, &s.aws).await?;
-                    let files = match &opts.only_objects {
-                        Some(keys) => s.list_keys(&store, keys).await?,
-                        None => s.list(&store).await?,
-                    };
-                    let poll = s.poll_interval.map(|interval| Poll {
-                        source: s.clone(),
-                        store: store.clone(),
-                        interval,
-                        seen: files.iter().map(|f| f.id.clone()).collect(),
-                    });
-                    let opener = Opener::S3(store, tokio::runtime::Handle::current());
-                    (files, opener, poll)
-                }
-                SourceKind::Kinesis(_) => unreachable!(),
-            };
+            let (files, opener, poll) = list_inputs(p, opts.only_objects.as_ref()).await?;
             summary.files += files.len();
             let ids: Vec<String> = files.iter().map(|f| f.id.clone()).collect();
             // Resume points, from the tables' own commit log.
@@ -324,24 +279,7 @@ async fn run_once(
         }
     }
 
-    let stage = Arc::new(Stage {
-        decoder: NdjsonDecoder::new(
-            p.input.clone(),
-            &required_fields(&p.table.record_schema()),
-            p.max_record_bytes,
-        ),
-        transforms: p.transforms.clone(),
-        dedupe_key: p.dedupe_key.clone(),
-        table_schema: main.schema().clone(),
-        partitions: p
-            .table
-            .partitions
-            .iter()
-            .filter(|s| s.transform != PartitionTransform::Identity)
-            .cloned()
-            .collect(),
-        partition_columns: main.partition_columns().to_vec(),
-    });
+    let stage = Arc::new(build_stage(p, &main));
 
     let progress = progress_bar(opts.progress && !stream_mode, total_bytes);
     // When records last arrived from the source (ms since `t0`), for --idle-exit.
@@ -518,6 +456,100 @@ async fn run_once(
     }
     progress.finish_and_clear();
     result
+}
+
+/// The table's sink and, under `on_bad_record = "dlq"`, its DLQ's (created if missing).
+async fn open_sinks(
+    p: &Pipeline,
+    lake: &Lake,
+    shards: usize,
+) -> Result<(TableSink, Option<TableSink>)> {
+    let settings = WriterSettings {
+        target_file_bytes: p.sink.target_file_bytes,
+        max_file_rows: p.sink.max_file_rows,
+        row_group_rows: p.sink.row_group_rows,
+        zstd_level: p.sink.zstd_level,
+    };
+    let table = lake
+        .open_or_create(
+            &p.table.name,
+            &p.table.table_schema(),
+            &p.table.partition_columns(),
+            p.table.description.as_deref(),
+        )
+        .await?;
+    let main = TableSink::new(&p.table.name, table, &settings, shards)?;
+    let dlq = match p.on_bad_record {
+        BadRecordPolicy::Dlq => {
+            let t = lake
+                .open_or_create(
+                    &p.dlq_table(),
+                    &lake::dlq_schema(),
+                    &[],
+                    Some("dead-lettered records"),
+                )
+                .await?;
+            Some(TableSink::new(&p.dlq_table(), t, &settings, 1)?)
+        }
+        _ => None,
+    };
+    Ok((main, dlq))
+}
+
+/// The inputs of a file or S3 source, how to open them, and (S3 with a poll interval) how
+/// to look for new ones. `only`: just these objects (a Lambda S3 notification).
+async fn list_inputs(
+    p: &Pipeline,
+    only: Option<&std::collections::BTreeSet<String>>,
+) -> Result<(
+    Vec<tributary_connectors::file::InputFile>,
+    Opener,
+    Option<Poll>,
+)> {
+    match &p.source {
+        SourceKind::File(f) => Ok((f.list()?, Opener::Local, None)),
+        SourceKind::S3(s) => {
+            let store = tributary_connectors::aws::s3_store(&s.bucket, &s.aws).await?;
+            let files = match only {
+                Some(keys) => s.list_keys(&store, keys).await?,
+                None => s.list(&store).await?,
+            };
+            let poll = s.poll_interval.map(|interval| Poll {
+                source: s.clone(),
+                store: store.clone(),
+                interval,
+                seen: files.iter().map(|f| f.id.clone()).collect(),
+            });
+            let opener = Opener::S3(store, tokio::runtime::Handle::current());
+            Ok((files, opener, poll))
+        }
+        SourceKind::Kinesis(k) => Err(Error::Usage(format!(
+            "pipeline `{}` reads Kinesis stream `{}`: split stages read files and S3 objects (streams scale per shard: run more processes, or Lambda)",
+            p.name, k.stream
+        ))),
+    }
+}
+
+/// The decode → dedupe → transform → partition work for `main`'s table layout.
+fn build_stage(p: &Pipeline, main: &TableSink) -> Stage {
+    Stage {
+        decoder: NdjsonDecoder::new(
+            p.input.clone(),
+            &required_fields(&p.table.record_schema()),
+            p.max_record_bytes,
+        ),
+        transforms: p.transforms.clone(),
+        dedupe_key: p.dedupe_key.clone(),
+        table_schema: main.schema().clone(),
+        partitions: p
+            .table
+            .partitions
+            .iter()
+            .filter(|s| s.transform != PartitionTransform::Identity)
+            .cloned()
+            .collect(),
+        partition_columns: main.partition_columns().to_vec(),
+    }
 }
 
 /// Stops a stream source's readers however `run_once` ends (an early `?` included), so

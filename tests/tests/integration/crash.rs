@@ -10,46 +10,13 @@ use std::time::{Duration, Instant};
 use tributary_tests::aws::{create_bucket, create_stream, kinesis, storage_toml, unique};
 use tributary_tests::crash::{kill_repeatedly, orphan_files};
 use tributary_tests::{
-    EVENTS_SCHEMA, Manifest, TempProject, ndjson_files, tributary_bin, valid_event,
+    EVENTS_SCHEMA, Manifest, TempProject, assert_exactly_once, ndjson_files, sent, tributary_bin,
 };
 
 const KILLS: u32 = 20;
 
-/// Good event ids and the number of bad lines in the project's generated files.
-fn sent(p: &TempProject) -> (HashSet<String>, u64) {
-    let mut ids = HashSet::new();
-    let mut bad = 0;
-    for f in ndjson_files(&p.data_dir()) {
-        for line in std::fs::read_to_string(f).unwrap().lines() {
-            if valid_event(line).is_some() {
-                let v: serde_json::Value = serde_json::from_str(line).unwrap();
-                ids.insert(v["event_id"].as_str().unwrap().to_string());
-            } else if !line.trim().is_empty() {
-                bad += 1;
-            }
-        }
-    }
-    (ids, bad)
-}
-
 fn bad_lines(m: &Manifest) -> u64 {
     m.count("truncated") + m.count("wrong_type") + m.count("missing_field")
-}
-
-/// The table holds exactly `want`; the DLQ exactly `bad` records, each once.
-async fn assert_exact(p: &TempProject, want: &HashSet<String>, bad: u64) {
-    let got = p.query_csv("SELECT event_id FROM events").await[1..].to_vec();
-    let set: HashSet<String> = got.iter().cloned().collect();
-    assert_eq!(got.len(), set.len(), "duplicates in the table");
-    assert_eq!(set.len(), want.len(), "records lost or extra");
-    assert!(set == *want, "the table holds other records than were sent");
-    assert_eq!(p.count("SELECT count(*) FROM events_dlq").await, bad as i64);
-    assert_eq!(
-        p.count("SELECT count(DISTINCT source || ':' || coalesce(record_id, CAST(position AS VARCHAR))) FROM events_dlq")
-            .await,
-        bad as i64,
-        "a bad record dead-lettered twice"
-    );
 }
 
 async fn report_orphans(p: &TempProject) -> usize {
@@ -92,7 +59,7 @@ async fn file_source_survives_twenty_kills_exactly_once() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_exact(&p, &want, bad).await;
+    assert_exactly_once(&p, &want, Some(bad)).await;
     eprintln!(
         "file: {} kills, versions at kill {:?}, {} orphan files from interrupted writes, {} records + {bad} bad checked",
         r.kills,
@@ -137,7 +104,7 @@ async fn s3_prefix_source_survives_twenty_kills_exactly_once() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_exact(&p, &want, bad).await;
+    assert_exactly_once(&p, &want, Some(bad)).await;
     eprintln!(
         "s3: {} kills, versions at kill {:?}, {} orphan files, {} records + {bad} bad checked",
         r.kills,
@@ -207,7 +174,7 @@ async fn kinesis_four_shards_survive_twenty_kills_exactly_once() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_exact(&p, &want, bad).await;
+    assert_exactly_once(&p, &want, Some(bad)).await;
     eprintln!(
         "kinesis: {} kills, versions at kill {:?}, {} orphan files, {} records + {bad} bad checked",
         r.kills,
@@ -279,7 +246,7 @@ async fn sigterm_stops_a_stream_cleanly_and_the_next_run_continues() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    assert_exact(&p, &want, 0).await;
+    assert_exactly_once(&p, &want, Some(0)).await;
 }
 
 /// Two processes committing to one table at once (two pipelines, one table): Delta's

@@ -3,39 +3,15 @@
 //! and jitter; a dead Kinesis endpoint opens the circuit breaker (reported, calls paused)
 //! instead of being hammered; once the faults stop, the pipeline completes with nothing lost.
 
-use std::collections::HashSet;
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tributary_tests::aws::{create_bucket, create_stream, endpoint, kinesis, unique};
 use tributary_tests::fault::{ChaosProxy, Fault};
-use tributary_tests::{EVENTS_SCHEMA, TempProject, ndjson_files, tributary_bin, valid_event};
-
-fn ids(p: &TempProject) -> HashSet<String> {
-    let mut ids = HashSet::new();
-    for f in ndjson_files(&p.data_dir()) {
-        for line in std::fs::read_to_string(f).unwrap().lines() {
-            if valid_event(line).is_some() {
-                let v: serde_json::Value = serde_json::from_str(line).unwrap();
-                ids.insert(v["event_id"].as_str().unwrap().to_string());
-            }
-        }
-    }
-    ids
-}
-
-async fn assert_exactly(p: &TempProject, want: &HashSet<String>) {
-    let got = p.query_csv("SELECT event_id FROM events").await[1..].to_vec();
-    let set: HashSet<String> = got.iter().cloned().collect();
-    assert_eq!(got.len(), set.len(), "duplicates in the table");
-    assert!(
-        set == *want,
-        "{} in the table, {} sent",
-        set.len(),
-        want.len()
-    );
-}
+use tributary_tests::{
+    EVENTS_SCHEMA, TempProject, assert_exactly_once, ndjson_files, sent, tributary_bin,
+};
 
 fn send(p: &TempProject, stream: &str, file: &std::path::Path) {
     // Straight to the server (not through the proxy): the producer is not under test here.
@@ -137,7 +113,7 @@ async fn kinesis_faults_are_retried_and_a_dead_endpoint_opens_the_circuit() {
         while_dead < 150,
         "{while_dead} calls to a dead endpoint in 6 s"
     );
-    assert_exactly(&p, &ids(&p)).await;
+    assert_exactly_once(&p, &sent(&p).0, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,7 +155,7 @@ async fn s3_slowdown_errors_drops_and_latency_lose_nothing() {
         proxy.stats.summary()
     );
     proxy.set_faults(false);
-    assert_exactly(&p, &ids(&p)).await;
+    assert_exactly_once(&p, &sent(&p).0, None).await;
     // A second run over the same objects adds nothing.
     let out = Command::new(tributary_bin())
         .args(["--no-progress", "run"])
@@ -187,5 +163,5 @@ async fn s3_slowdown_errors_drops_and_latency_lose_nothing() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    assert_exactly(&p, &ids(&p)).await;
+    assert_exactly_once(&p, &sent(&p).0, None).await;
 }

@@ -2,12 +2,14 @@
 //! `tributary run` → lake, exactly once; resume after the committed sequence numbers;
 //! resharding while running; KPL aggregates; two processes sharing the shards.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use tributary_tests::aws::{create_stream, kinesis, read_all, storage_toml, unique};
-use tributary_tests::{EVENTS_SCHEMA, TempProject, ndjson_files, tributary_bin, valid_event};
+use tributary_tests::{
+    EVENTS_SCHEMA, TempProject, assert_exactly_once, ndjson_files, sent, tributary_bin,
+};
 
 fn project(stream: &str, extra: &str) -> TempProject {
     project_on(&storage_toml(), stream, extra)
@@ -56,32 +58,6 @@ fn finish(child: Child) -> Output {
     out
 }
 
-/// Good event ids of the generated files (what must end up in the table).
-fn good_ids(p: &TempProject) -> HashSet<String> {
-    let mut ids = HashSet::new();
-    for f in ndjson_files(&p.data_dir()) {
-        for line in std::fs::read_to_string(f).unwrap().lines() {
-            if valid_event(line).is_some() {
-                let v: serde_json::Value = serde_json::from_str(line).unwrap();
-                ids.insert(v["event_id"].as_str().unwrap().to_string());
-            }
-        }
-    }
-    ids
-}
-
-async fn table_ids(p: &TempProject) -> Vec<String> {
-    p.query_csv("SELECT event_id FROM events").await[1..].to_vec()
-}
-
-async fn assert_exactly_once(p: &TempProject, want: &HashSet<String>) {
-    let got = table_ids(p).await;
-    let set: HashSet<String> = got.iter().cloned().collect();
-    assert_eq!(got.len(), set.len(), "duplicates in the table");
-    assert_eq!(set.len(), want.len(), "records lost or extra");
-    assert!(set == *want, "the table holds other records than were sent");
-}
-
 /// Last sequence number of each shard, read directly from the server.
 async fn last_sequences(stream: &str) -> BTreeMap<String, String> {
     let client = kinesis().await;
@@ -100,15 +76,15 @@ async fn four_shards_end_up_in_the_lake_exactly_once() {
     let p = project(&stream, "");
     let m = p.gen_events(8000, 2, 0.01, 31);
     let bad = m.count("truncated") + m.count("wrong_type") + m.count("missing_field");
-    let sent = send(&p, &stream, &["data"]);
-    assert!(sent.contains("sent 80"), "{sent}");
+    let out = send(&p, &stream, &["data"]);
+    assert!(out.contains("sent 80"), "{out}");
     let out = finish(spawn_run(&p, "3"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("written    8000 records"), "{stdout}");
     // Per-shard figures in the summary, one line per shard.
     assert_eq!(stdout.matches("ms behind latest").count(), 4, "{stdout}");
-    let want = good_ids(&p);
-    assert_exactly_once(&p, &want).await;
+    let want = sent(&p).0;
+    assert_exactly_once(&p, &want, None).await;
     assert_eq!(p.count("SELECT count(*) FROM events_dlq").await, bad as i64);
     // Every DLQ row names its record by sequence number, in a shard of the stream.
     assert_eq!(
@@ -151,7 +127,7 @@ async fn four_shards_end_up_in_the_lake_exactly_once() {
     let out = finish(spawn_run(&p, "3"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("read       1000 records"), "{stdout}");
-    assert_exactly_once(&p, &good_ids(&p)).await;
+    assert_exactly_once(&p, &sent(&p).0, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,7 +141,7 @@ async fn kpl_aggregated_records_are_deaggregated() {
     // 120 Kinesis records on the server, 3000 events in the lake.
     assert_eq!(read_all(&client, &stream).await.len(), 120);
     finish(spawn_run(&p, "3"));
-    assert_exactly_once(&p, &good_ids(&p)).await;
+    assert_exactly_once(&p, &sent(&p).0, None).await;
 }
 
 /// On kinesalite: moto's SplitShard moves the parent's records into the children, which
@@ -222,7 +198,7 @@ async fn split_and_merge_while_running_lose_nothing() {
     tributary_tests::aws::wait_active(&client, &stream).await;
     send(&p, &stream, &[files[2].to_str().unwrap()]);
     let out = finish(child);
-    assert_exactly_once(&p, &good_ids(&p)).await;
+    assert_exactly_once(&p, &sent(&p).0, None).await;
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(
         log.contains("SHARD_END"),
@@ -245,7 +221,7 @@ async fn two_processes_share_the_shards_exactly_once() {
         tokio::time::sleep(Duration::from_millis(1500)).await;
     }
     let (oa, ob) = (finish(a), finish(b));
-    assert_exactly_once(&p, &good_ids(&p)).await;
+    assert_exactly_once(&p, &sent(&p).0, None).await;
     let (la, lb) = (
         String::from_utf8_lossy(&oa.stderr),
         String::from_utf8_lossy(&ob.stderr),
@@ -289,7 +265,7 @@ async fn throttling_is_survived() {
     }
     finish(spawn_run(&p, "4"));
     assert!(get.injected.load(std::sync::atomic::Ordering::Relaxed) >= 2);
-    assert_exactly_once(&p, &good_ids(&p)).await;
+    assert_exactly_once(&p, &sent(&p).0, None).await;
 }
 
 /// A worker killed with its leases held: another takes the shards over once the leases
@@ -326,5 +302,5 @@ async fn leases_of_a_killed_worker_are_taken_over() {
     let out = finish(spawn_run(&p, "10"));
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("lease acquired"), "{log}");
-    assert_exactly_once(&p, &good_ids(&p)).await;
+    assert_exactly_once(&p, &sent(&p).0, None).await;
 }

@@ -1,0 +1,278 @@
+//! A pipeline split into stage processes (`tributary run NAME --stage ingest|transform|sink`),
+//! each started, scaled and restarted on its own, handing work over through durable staging:
+//! Arrow IPC segments under `<lake>/_tributary/staging/<pipeline>/`.
+//!
+//! - **ingest** reads the source and writes `raw/<seq>.arrow` (one chunk of input lines and
+//!   the source position it ends at), numbered in read order;
+//! - **transform** decodes, dedupes, transforms and partitions each raw segment into
+//!   `out/<seq>.arrow` (table layout) and `out/<seq>.dlq.arrow` (bad records), then deletes
+//!   the raw one; a pool of workers grows and shrinks with the backlog;
+//! - **sink** commits `out/` segments in sequence order to the table and its DLQ, each commit
+//!   carrying the last sequence number (a Delta app transaction) and the source positions,
+//!   then deletes them.
+//!
+//! Exactly once: segments are created with create-only puts (a re-done step finds its output
+//! there and moves on), a transform's output is a pure function of its input, and the sink
+//! skips any segment at or below the sequence number committed in each table. Ingest resumes
+//! after the furthest of the committed positions and the staged segments.
+
+mod ingest;
+mod sink;
+mod transform;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use futures::TryStreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use serde::{Deserialize, Serialize};
+
+pub use ingest::ingest;
+pub use sink::sink;
+pub use transform::{TransformOptions, transform};
+
+use crate::error::{Error, Result};
+use crate::lake::Lake;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StageKind {
+    /// Read the source into raw segments.
+    Ingest,
+    /// Decode, transform and partition raw segments (a pool of workers).
+    Transform,
+    /// Commit transformed segments to the table and its DLQ, in order.
+    Sink,
+}
+
+/// What a stage did, for its closing line.
+#[derive(Debug, Default)]
+pub struct StageSummary {
+    pub stage: &'static str,
+    pub segments: u64,
+    pub records: u64,
+    pub bytes: u64,
+    pub dead_lettered: u64,
+    pub commits: u64,
+    pub max_workers: usize,
+    pub elapsed: std::time::Duration,
+}
+
+impl std::fmt::Display for StageSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} segments, {} records ({:.1} MB), {} dead-lettered, {} commits, {:.2} s",
+            self.stage,
+            self.segments,
+            self.records,
+            self.bytes as f64 / 1e6,
+            self.dead_lettered,
+            self.commits,
+            self.elapsed.as_secs_f64()
+        )?;
+        if self.max_workers > 0 {
+            write!(f, ", up to {} workers", self.max_workers)?;
+        }
+        Ok(())
+    }
+}
+
+/// What a segment carries besides its rows (kept in the IPC schema's metadata).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SegmentMeta {
+    pub seq: u64,
+    /// The source partition (file or object id) and where in it the chunk starts and ends.
+    pub partition: String,
+    pub start: u64,
+    pub end: u64,
+    /// Input lines and bytes of the chunk.
+    pub lines: u64,
+    pub bytes: u64,
+    /// After transform: rows filtered out, and bad records (in the `.dlq.arrow` twin).
+    #[serde(default)]
+    pub filtered: u64,
+    #[serde(default)]
+    pub dead: u64,
+}
+
+const META_KEY: &str = "tributary.segment";
+/// The Delta app transaction (per table) holding the last committed segment.
+pub(crate) fn stage_txn_id(pipeline: &str) -> String {
+    crate::lake::app_id(pipeline, "_staged")
+}
+
+/// A pipeline's staging area.
+#[derive(Clone)]
+pub struct Staging {
+    store: Arc<dyn ObjectStore>,
+    root: ObjectPath,
+}
+
+/// Written by ingest when its input is read to the end: `{"last_seq": N}`.
+const DONE: &str = "ingest.done";
+
+impl Staging {
+    pub fn open(lake: &Lake, pipeline: &str) -> Result<Self> {
+        let (store, root) = lake.meta_store(&format!("staging/{pipeline}"))?;
+        Ok(Self { store, root })
+    }
+
+    fn path(&self, dir: &str, name: &str) -> ObjectPath {
+        self.root.clone().join(dir).join(name)
+    }
+
+    pub fn raw_path(&self, seq: u64) -> ObjectPath {
+        self.path("raw", &format!("{seq:020}.arrow"))
+    }
+
+    pub fn out_path(&self, seq: u64) -> ObjectPath {
+        self.path("out", &format!("{seq:020}.arrow"))
+    }
+
+    pub fn dlq_path(&self, seq: u64) -> ObjectPath {
+        self.path("out", &format!("{seq:020}.dlq.arrow"))
+    }
+
+    /// Sequence numbers of the complete segments in `dir` (`raw` or `out`), in order.
+    pub async fn list(&self, dir: &str) -> Result<BTreeMap<u64, ObjectPath>> {
+        let prefix = self.root.clone().join(dir);
+        let objects: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
+        Ok(objects
+            .into_iter()
+            .filter_map(|o| {
+                let name = o.location.filename()?;
+                let seq = name.strip_suffix(".arrow")?.parse::<u64>().ok()?;
+                Some((seq, o.location))
+            })
+            .collect())
+    }
+
+    /// Creates `path` unless it exists; `false` if it did (a re-done step: the earlier
+    /// output stands, and is identical).
+    pub async fn create(&self, path: &ObjectPath, bytes: Vec<u8>) -> Result<bool> {
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .store
+            .put_opts(path, PutPayload::from(bytes), opts)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::Precondition { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn read(&self, path: &ObjectPath) -> Result<bytes::Bytes> {
+        Ok(self.store.get(path).await?.bytes().await?)
+    }
+
+    pub async fn delete(&self, path: &ObjectPath) -> Result<()> {
+        match self.store.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The last segment of a finished ingest, if ingest has finished.
+    pub async fn done(&self) -> Result<Option<u64>> {
+        match self.store.get(&self.path("", DONE)).await {
+            Ok(r) => {
+                let v: serde_json::Value = serde_json::from_slice(&r.bytes().await?)
+                    .map_err(|e| Error::Internal(format!("{DONE}: {e}")))?;
+                Ok(v["last_seq"].as_u64())
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn set_done(&self, last_seq: Option<u64>) -> Result<()> {
+        let path = self.path("", DONE);
+        match last_seq {
+            Some(n) => {
+                let body = serde_json::json!({ "last_seq": n }).to_string();
+                self.store
+                    .put(&path, PutPayload::from(body.into_bytes()))
+                    .await?;
+                Ok(())
+            }
+            None => self.delete(&path).await,
+        }
+    }
+}
+
+/// One IPC file: `batches` (all of `schema`) with `meta` in the schema's metadata.
+pub fn encode(schema: &SchemaRef, batches: &[RecordBatch], meta: &SegmentMeta) -> Result<Vec<u8>> {
+    let mut md: HashMap<String, String> = schema.metadata().clone();
+    md.insert(
+        META_KEY.into(),
+        serde_json::to_string(meta).map_err(|e| Error::Internal(format!("segment meta: {e}")))?,
+    );
+    let schema = Arc::new(schema.as_ref().clone().with_metadata(md));
+    let mut out = Vec::new();
+    {
+        let mut w = arrow::ipc::writer::FileWriter::try_new(&mut out, &schema)?;
+        for b in batches {
+            w.write(&b.clone().with_schema(schema.clone())?)?;
+        }
+        w.finish()?;
+    }
+    Ok(out)
+}
+
+/// Reads back what `encode` wrote.
+pub fn decode(bytes: bytes::Bytes) -> Result<(SegmentMeta, Vec<RecordBatch>)> {
+    let r = arrow::ipc::reader::FileReader::try_new(std::io::Cursor::new(bytes), None)?;
+    let meta = r
+        .schema()
+        .metadata()
+        .get(META_KEY)
+        .and_then(|m| serde_json::from_str::<SegmentMeta>(m).ok())
+        .ok_or_else(|| Error::Internal("a staged segment without its metadata".into()))?;
+    let batches = r.collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok((meta, batches))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{BinaryArray, Int64Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    #[test]
+    fn segments_round_trip_with_their_metadata() {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
+        let b = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![1, 2]))])
+            .unwrap();
+        let meta = SegmentMeta {
+            seq: 7,
+            partition: "/in/a.ndjson".into(),
+            start: 10,
+            end: 99,
+            lines: 2,
+            bytes: 89,
+            filtered: 0,
+            dead: 1,
+        };
+        let (m, batches) = decode(encode(&schema, &[b.clone(), b], &meta).unwrap().into()).unwrap();
+        assert_eq!(m, meta);
+        assert_eq!(batches.len(), 2);
+        assert_eq!(batches[1].num_rows(), 2);
+        let raw = Arc::new(Schema::new(vec![Field::new("r", DataType::Binary, false)]));
+        let b = RecordBatch::try_new(
+            raw.clone(),
+            vec![Arc::new(BinaryArray::from(vec![b"{}".as_ref()]))],
+        )
+        .unwrap();
+        assert!(decode(bytes::Bytes::from_static(b"not arrow")).is_err());
+        let (_, back) = decode(encode(&raw, &[b], &meta).unwrap().into()).unwrap();
+        assert_eq!(back[0].num_rows(), 1);
+    }
+}

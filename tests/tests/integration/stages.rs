@@ -1,0 +1,129 @@
+//! A pipeline run as three stage processes (ingest, transform, sink) handing over through the
+//! lake's staging area: every record once in the table or the DLQ, with the transform and sink
+//! processes killed mid-way and restarted; the transform pool grows with its backlog.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tributary_tests::{TempProject, assert_exactly_once, sent, tributary_bin};
+
+fn stage(p: &TempProject, stage: &str, extra: &[&str]) -> Child {
+    Command::new(tributary_bin())
+        .current_dir(p.path())
+        .args(["--no-progress", "run", "events", "--stage", stage])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for `child` to exit 0 and returns its closing line.
+fn finish(mut child: Child, what: &str) -> String {
+    let until = Instant::now() + Duration::from_secs(180);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut out = String::new();
+            std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+            assert!(status.success(), "{what} failed: {out}");
+            return out;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            panic!("{what} did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn staged_files(p: &TempProject, dir: &str) -> usize {
+    std::fs::read_dir(p.path().join("lake/_tributary/staging/events").join(dir))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_stage_processes_deliver_exactly_once_through_kills() {
+    // Small chunks: many segments, so kills land in the middle of the work.
+    let p = TempProject::events("batch_size = 200\n");
+    p.gen_events(20_000, 4, 0.01, 95);
+    let (want, bad) = sent(&p);
+    assert!(bad > 0);
+
+    let ingest = stage(&p, "ingest", &[]);
+    let transform = stage(&p, "transform", &["--max-workers", "3"]);
+    // Kill transform once it has handed some segments over, and restart it.
+    let until = Instant::now() + Duration::from_secs(60);
+    while staged_files(&p, "out") < 3 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut transform = transform;
+    transform.kill().unwrap();
+    transform.wait().unwrap();
+    // The sink starts late (a backlog of transformed segments), is killed, and restarted.
+    let mut sink = stage(&p, "sink", &[]);
+    std::thread::sleep(Duration::from_millis(300));
+    sink.kill().unwrap();
+    sink.wait().unwrap();
+    let transform = stage(&p, "transform", &["--max-workers", "3"]);
+    let sink = stage(&p, "sink", &[]);
+    let ingest_out = finish(ingest, "ingest");
+    let transform_out = finish(transform, "transform");
+    let sink_out = finish(sink, "sink");
+    assert!(ingest_out.contains("ingest: "), "{ingest_out}");
+    // The restarted transform found a backlog and grew its pool beyond one worker.
+    let workers: usize = transform_out
+        .rsplit("up to ")
+        .next()
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{transform_out}"));
+    assert!(workers >= 2, "{transform_out}");
+    assert!(sink_out.contains("sink: "), "{sink_out}");
+
+    assert_exactly_once(&p, &want, Some(bad)).await;
+    // Everything handed over was consumed: no segment left behind.
+    assert_eq!(staged_files(&p, "raw"), 0);
+    assert_eq!(staged_files(&p, "out"), 0);
+
+    // The table's positions are the same as a plain run's: it continues, and adds nothing.
+    let o = Command::new(tributary_bin())
+        .current_dir(p.path())
+        .args(["--no-progress", "run", "events"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert_exactly_once(&p, &want, Some(bad)).await;
+    // A second ingest over the same input stages nothing new.
+    let again = finish(stage(&p, "ingest", &[]), "ingest");
+    assert!(again.contains("ingest: 0 segments"), "{again}");
+}
+
+#[test]
+fn stages_refuse_a_stream_source_and_need_one_pipeline() {
+    let p = TempProject::events("");
+    let o = Command::new(tributary_bin())
+        .current_dir(p.path())
+        .args(["run", "--stage", "sink"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let config = std::fs::read_to_string(p.config_path())
+        .unwrap()
+        .replace(
+            "{ type = \"file\", path = \"data/*.ndjson*\" }",
+            "{ type = \"kinesis\", stream = \"s\" }",
+        );
+    std::fs::write(p.config_path(), config).unwrap();
+    let o = Command::new(tributary_bin())
+        .current_dir(p.path())
+        .args(["run", "events", "--stage", "ingest"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("split stages read files and S3 objects"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
