@@ -71,6 +71,9 @@ pub enum Command {
         /// Transform stage: the most workers (default: the pipeline's parallelism).
         #[arg(long, value_name = "N")]
         max_workers: Option<usize>,
+        /// Serve Prometheus metrics at http://ADDR/metrics while running (e.g. 127.0.0.1:9898).
+        #[arg(long, value_name = "ADDR")]
+        metrics_addr: Option<std::net::SocketAddr>,
     },
     /// Put NDJSON records on a Kinesis stream (PutRecords, failed records re-sent).
     Send {
@@ -307,6 +310,7 @@ pub async fn execute(cli: Cli) -> Result<i32> {
             stage: Some(stage),
             min_workers,
             max_workers,
+            ..
         } => {
             let config = load(&cli).await?;
             let [name] = pipelines.as_slice() else {
@@ -338,11 +342,21 @@ pub async fn execute(cli: Cli) -> Result<i32> {
         Command::Run {
             pipelines,
             idle_exit,
+            metrics_addr,
             ..
         } => {
             let config = load(&cli).await?;
             let idle = idle_exit.map(|s| std::time::Duration::from_secs_f64(s.max(0.0)));
-            let summaries = run(&cli, &config, pipelines, idle).await?;
+            let metrics = match metrics_addr {
+                Some(addr) => {
+                    let m = Arc::new(crate::metrics::Metrics::default());
+                    let bound = crate::metrics::serve(*addr, m.clone()).await?;
+                    eprintln!("metrics on http://{bound}/metrics");
+                    Some(m)
+                }
+                None => None,
+            };
+            let summaries = run(&cli, &config, pipelines, idle, metrics).await?;
             for s in summaries {
                 println!("{s}");
             }
@@ -764,6 +778,7 @@ async fn run(
     config: &Config,
     names: &[String],
     idle_exit: Option<std::time::Duration>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 ) -> Result<Vec<RunSummary>> {
     for n in names {
         config.pipeline(n).map_err(Error::Usage)?;
@@ -773,6 +788,7 @@ async fn run(
         progress: !cli.no_progress,
         stop: stop_on_ctrl_c(),
         idle_exit,
+        metrics,
         ..Default::default()
     };
     let mut out = Vec::new();
@@ -864,6 +880,7 @@ async fn demo(cli: &Cli, records: u64, files: usize) -> Result<()> {
         cli,
         &config,
         &["orders".to_string(), "customers".to_string()],
+        None,
         None,
     )
     .await?;

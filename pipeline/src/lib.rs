@@ -13,6 +13,7 @@ pub mod error;
 pub mod jobs;
 pub mod lake;
 pub mod lambda;
+pub mod metrics;
 pub mod package;
 pub mod query;
 pub mod repl;

@@ -13,6 +13,7 @@ mod integration {
     mod kinesis;
     mod lambda;
     mod lambda_runtime;
+    mod metrics;
     mod partitions;
     mod query_limits;
     mod repl;

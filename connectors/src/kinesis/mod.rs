@@ -15,7 +15,7 @@ use std::time::Duration;
 use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::types::Shard;
 
-pub use coordinator::{ShardMetrics, SourceEvent, StreamSource};
+pub use coordinator::{MetricsMap, ShardMetrics, SourceEvent, StreamSource};
 pub use kpl::{aggregate, deaggregate};
 pub use lease::{LeaseStore, Leases};
 pub use producer::{Producer, PutStats};

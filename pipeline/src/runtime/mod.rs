@@ -29,7 +29,7 @@ use crate::schema::PartitionTransform;
 use feed::{Msg, Opener, Poll, Work, forward_stream, spawn_reader};
 use stage::{Processed, Stage};
 
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RunOptions {
     /// Show a progress bar (only when attached to a terminal).
     pub progress: bool,
@@ -42,6 +42,8 @@ pub struct RunOptions {
     /// Kinesis sources: process these batches (a Lambda event-source-mapping batch) instead
     /// of reading the stream; committed with their sequence numbers like read ones.
     pub batches: Option<Arc<Vec<tributary_connectors::SourceBatch>>>,
+    /// Counters for the Prometheus endpoint (`run --metrics-addr`).
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// What a run did, for the final summary.
@@ -192,6 +194,7 @@ async fn run_once(
 ) -> Result<Outcome> {
     // One Parquet encoder per worker: encoding runs in parallel with decoding.
     let (mut main, mut dlq) = open_sinks(p, lake, p.parallelism).await?;
+    let metrics = opts.metrics.as_ref().map(|m| m.pipeline(&p.name));
 
     let (tx, rx) = mpsc::channel::<Msg>(p.parallelism * 2);
     let mut pending = Pending::default();
@@ -274,6 +277,11 @@ async fn run_once(
                 Some(leases),
                 p.parallelism * 2,
             );
+            if let Some(m) = &metrics
+                && let Ok(mut shards) = m.shards.lock()
+            {
+                *shards = Some(source.metrics.clone());
+            }
             source_stop = Some(StopOnDrop(source.stop_handle()));
             forward = Some(forward_stream(source, tx));
         }
@@ -352,6 +360,12 @@ async fn run_once(
                 summary.records_read += item.lines;
                 summary.bytes_read += item.bytes;
                 summary.records_filtered += item.filtered;
+                if let Some(m) = &metrics {
+                    use crate::metrics::PipelineMetrics as M;
+                    M::add(&m.records_in, item.lines);
+                    M::add(&m.bytes_in, item.bytes);
+                    M::add(&m.records_filtered, item.filtered);
+                }
                 if stream_mode {
                     pending
                         .note_stream_batch(&item, dlq.as_ref(), &p.name)
@@ -400,6 +414,7 @@ async fn run_once(
                 &mut pending,
                 summary,
                 stream_mode,
+                metrics.as_deref(),
             )
             .await?;
             last_flush = Instant::now();
@@ -439,6 +454,7 @@ async fn run_once(
             &mut pending,
             summary,
             stream_mode,
+            metrics.as_deref(),
         )
         .await?;
     }
@@ -631,6 +647,7 @@ impl Pending {
 /// data table's offset, and the dead-letter table's own offset stops it adding them twice.
 /// Streams first check, on a fresh view of the table, that no other process committed the
 /// same partitions meanwhile (Delta's own conflict check covers the moment of the commit).
+#[allow(clippy::too_many_arguments)]
 async fn flush(
     p: &Pipeline,
     main: &mut TableSink,
@@ -638,6 +655,7 @@ async fn flush(
     pending: &mut Pending,
     summary: &mut RunSummary,
     stream_mode: bool,
+    metrics: Option<&crate::metrics::PipelineMetrics>,
 ) -> Result<()> {
     if pending.positions.is_empty() && pending.dead.is_empty() {
         return Ok(());
@@ -685,8 +703,13 @@ async fn flush(
         }
         let batch = lake::dlq_batch(&p.name, dead, dlq.schema())?;
         dlq.write(lake::split_by_partition(batch, &[])?).await?;
+        let t = Instant::now();
         if dlq.commit(txns, meta(dead.len())).await?.is_some() {
             summary.commits += 1;
+            if let Some(m) = metrics {
+                m.committed(t.elapsed());
+                crate::metrics::PipelineMetrics::add(&m.dead_lettered, dead.len() as u64);
+            }
         }
         summary.dead_lettered += dead.len() as u64;
         dead.clear();
@@ -696,7 +719,12 @@ async fn flush(
         .iter()
         .flat_map(|(part, end)| lake::offset_txns(&p.name, part, end))
         .collect();
+    let t = Instant::now();
     if let Some(stats) = main.commit(txns, meta(rows as usize)).await? {
+        if let Some(m) = metrics {
+            m.committed(t.elapsed());
+            crate::metrics::PipelineMetrics::add(&m.records_out, stats.rows);
+        }
         summary.commits += 1;
         summary.data_files += stats.files;
         summary.bytes_written += stats.bytes;

@@ -55,6 +55,7 @@ pub fn router(service: Arc<QueryService>, token: String) -> Router {
         token: Arc::new(token),
     };
     let api = Router::new()
+        .route("/metrics", get(metrics))
         .route("/v1/queries", get(list).post(start))
         .route("/v1/queries/{id}", get(status).delete(cancel))
         .route("/v1/queries/{id}/results", get(results))
@@ -116,6 +117,12 @@ pub async fn serve(
             .map_err(|e| Error::Internal(format!("Flight SQL task: {e}")))??;
     }
     Ok(())
+}
+
+/// Prometheus text: the query service's counters (behind the token like the API: query
+/// volumes are not for anyone on the network).
+async fn metrics(State(st): State<AppState>) -> Response {
+    crate::metrics::text(st.service.metrics_text())
 }
 
 fn error(status: StatusCode, msg: impl Into<String>) -> Response {

@@ -138,6 +138,21 @@ async fn query_api_end_to_end() {
     let id = start(&s, "SELECT event_id FROM events ORDER BY event_id");
     let done = wait(&s, &id);
     assert_eq!(done["state"], "SUCCEEDED", "{done}");
+    // Prometheus metrics, behind the token like the API, count the finished query.
+    assert_eq!(request(&s.addr, "GET", "/metrics", None, None).status, 401);
+    let r = request(&s.addr, "GET", "/metrics", Some(TOKEN), None);
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("content-type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = String::from_utf8_lossy(&r.body).into_owned();
+    assert!(
+        text.contains("tributary_queries_total{state=\"SUCCEEDED\"} 1\n"),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE tributary_query_bytes_scanned_total counter"));
     assert_eq!(done["statistics"]["rows"], 2500);
     assert!(done["statistics"]["bytes_scanned"].as_u64().unwrap() > 0);
     assert!(done["statistics"]["files_scanned"].as_u64().unwrap() > 0);

@@ -108,12 +108,10 @@ fn stages_refuse_a_stream_source_and_need_one_pipeline() {
         .output()
         .unwrap();
     assert!(!o.status.success());
-    let config = std::fs::read_to_string(p.config_path())
-        .unwrap()
-        .replace(
-            "{ type = \"file\", path = \"data/*.ndjson*\" }",
-            "{ type = \"kinesis\", stream = \"s\" }",
-        );
+    let config = std::fs::read_to_string(p.config_path()).unwrap().replace(
+        "{ type = \"file\", path = \"data/*.ndjson*\" }",
+        "{ type = \"kinesis\", stream = \"s\" }",
+    );
     std::fs::write(p.config_path(), config).unwrap();
     let o = Command::new(tributary_bin())
         .current_dir(p.path())
