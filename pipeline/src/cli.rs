@@ -65,10 +65,12 @@ pub enum Command {
         /// staging area (file and S3 sources): ingest → transform → sink.
         #[arg(long, value_enum, requires = "pipelines")]
         stage: Option<crate::runtime::staged::StageKind>,
-        /// Transform stage: the fewest workers kept (the pool grows with the backlog).
-        #[arg(long, value_name = "N", default_value_t = 1)]
-        min_workers: usize,
-        /// Transform stage: the most workers (default: the pipeline's parallelism).
+        /// Transform stage: the fewest workers kept (the pool grows with the backlog;
+        /// default: `[pipelines.NAME.stages.transform] min_workers`, else 1).
+        #[arg(long, value_name = "N")]
+        min_workers: Option<usize>,
+        /// Transform stage: the most workers (default: `max_workers` there, else the
+        /// pipeline's parallelism).
         #[arg(long, value_name = "N")]
         max_workers: Option<usize>,
         /// Serve Prometheus metrics at http://ADDR/metrics while running (e.g. 127.0.0.1:9898).
@@ -326,9 +328,10 @@ pub async fn execute(cli: Cli) -> Result<i32> {
             let summary = match stage {
                 StageKind::Ingest => staged::ingest(p, &lake, stop).await?,
                 StageKind::Transform => {
+                    let min = min_workers.unwrap_or(p.transform_workers.0);
                     let opts = staged::TransformOptions {
-                        min_workers: *min_workers,
-                        max_workers: max_workers.unwrap_or(p.parallelism),
+                        min_workers: min,
+                        max_workers: max_workers.unwrap_or(p.transform_workers.1).max(min),
                         stop,
                         idle_exit: idle,
                     };

@@ -59,6 +59,8 @@ pub struct Pipeline {
     pub sink: SinkSettings,
     /// How `tributary deploy sam` runs this pipeline as a function.
     pub lambda: lambda::LambdaSettings,
+    /// The transform stage's worker pool bounds (min, max) when run as its own process.
+    pub transform_workers: (usize, usize),
 }
 
 impl Pipeline {
@@ -561,8 +563,38 @@ async fn validate_pipeline(
     } else {
         p.parallelism
     };
+    let w = &p.stages.transform;
+    let min_workers = w.min_workers.as_ref().map(|v| *v.get_ref()).unwrap_or(1);
+    let max_workers = w
+        .max_workers
+        .as_ref()
+        .map(|v| *v.get_ref())
+        .unwrap_or(parallelism.max(min_workers));
+    if let Some(v) = &w.min_workers
+        && *v.get_ref() == 0
+    {
+        return Err(Diagnostics(vec![
+            file.error(v.span(), "min_workers must be at least 1")
+                .with_hint("the pool keeps this many workers even when idle"),
+        ]));
+    }
+    if let Some(v) = &w.max_workers
+        && *v.get_ref() < min_workers
+    {
+        return Err(Diagnostics(vec![
+            file.error(
+                v.span(),
+                format!(
+                    "max_workers ({}) is below min_workers ({min_workers})",
+                    v.get_ref()
+                ),
+            )
+            .with_hint("the pool grows from min_workers up to max_workers with its backlog"),
+        ]));
+    }
     Ok(Pipeline {
         name: name.to_string(),
+        transform_workers: (min_workers, max_workers),
         table,
         input,
         on_bad_record,

@@ -226,6 +226,26 @@ pub struct RawPipeline {
     /// How `tributary deploy sam` runs this pipeline as a function (overrides `[lambda]`).
     #[serde(default)]
     pub lambda: RawLambda,
+    /// Stage processes (`run NAME --stage ...`).
+    #[serde(default)]
+    pub stages: RawStages,
+}
+
+/// `[pipelines.x.stages]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStages {
+    #[serde(default)]
+    pub transform: RawWorkers,
+}
+
+/// A stage's worker pool bounds: it grows with its backlog up to `max_workers` and shrinks
+/// when idle down to `min_workers`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorkers {
+    pub min_workers: Option<Spanned<usize>>,
+    pub max_workers: Option<Spanned<usize>>,
 }
 
 /// Lambda settings: `[lambda]` for every function, `[pipelines.x.lambda]` for one.

@@ -45,13 +45,15 @@ fn staged_files(p: &TempProject, dir: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_stage_processes_deliver_exactly_once_through_kills() {
     // Small chunks: many segments, so kills land in the middle of the work.
-    let p = TempProject::events("batch_size = 200\n");
+    let p = TempProject::events(
+        "batch_size = 200\n[pipelines.events.stages.transform]\nmin_workers = 1\nmax_workers = 3\n",
+    );
     p.gen_events(20_000, 4, 0.01, 95);
     let (want, bad) = sent(&p);
     assert!(bad > 0);
 
     let ingest = stage(&p, "ingest", &[]);
-    let transform = stage(&p, "transform", &["--max-workers", "3"]);
+    let transform = stage(&p, "transform", &[]);
     // Kill transform once it has handed some segments over, and restart it.
     let until = Instant::now() + Duration::from_secs(60);
     while staged_files(&p, "out") < 3 && Instant::now() < until {
@@ -65,7 +67,7 @@ async fn three_stage_processes_deliver_exactly_once_through_kills() {
     std::thread::sleep(Duration::from_millis(300));
     sink.kill().unwrap();
     sink.wait().unwrap();
-    let transform = stage(&p, "transform", &["--max-workers", "3"]);
+    let transform = stage(&p, "transform", &[]);
     let sink = stage(&p, "sink", &[]);
     let ingest_out = finish(ingest, "ingest");
     let transform_out = finish(transform, "transform");
@@ -100,7 +102,22 @@ async fn three_stage_processes_deliver_exactly_once_through_kills() {
 }
 
 #[test]
-fn stages_refuse_a_stream_source_and_need_one_pipeline() {
+fn stages_refuse_bad_settings_a_stream_source_and_no_pipeline() {
+    let p = TempProject::events(
+        "[pipelines.events.stages.transform]\nmin_workers = 2\nmax_workers = 1\n",
+    );
+    let o = Command::new(tributary_bin())
+        .current_dir(p.path())
+        .args(["validate"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("tributary.toml:9:15"), "{err}");
+    assert!(
+        err.contains("max_workers (1) is below min_workers (2)"),
+        "{err}"
+    );
     let p = TempProject::events("");
     let o = Command::new(tributary_bin())
         .current_dir(p.path())
