@@ -222,6 +222,10 @@ pub enum DeployCommand {
         /// The function code: the `bootstrap` zip for provided.al2023.
         #[arg(long, default_value = "dist/tributary-lambda.zip")]
         code_uri: String,
+        /// Add a query function: the HTTP query API behind a Function URL, reading every
+        /// table, guarded by a bearer token given as the stack parameter QueryToken.
+        #[arg(long)]
+        query_function: bool,
     },
 }
 
@@ -530,13 +534,19 @@ pub async fn execute(cli: Cli) -> Result<i32> {
             crate::jobs::cli::scheduler(&config, &lake, *once, *now, shutdown).await
         }
         Command::Deploy {
-            command: DeployCommand::Sam { output, code_uri },
+            command:
+                DeployCommand::Sam {
+                    output,
+                    code_uri,
+                    query_function,
+                },
         } => {
             let config = load(&cli).await?;
             let t = crate::deploy::sam_template(
                 &config,
                 &crate::deploy::SamOptions {
                     code_uri: code_uri.clone(),
+                    query_function: *query_function,
                 },
             )?;
             let text = serde_json::to_string_pretty(&t)

@@ -4,6 +4,7 @@
 //! notifications (direct, or inside SQS and SNS envelopes) and EventBridge scheduled events.
 
 mod kinesis;
+mod query;
 mod runtime;
 mod s3;
 
@@ -24,6 +25,8 @@ pub enum HandlerKind {
     S3,
     /// EventBridge (Scheduler) events: run the named job for the event's time.
     Schedule,
+    /// API Gateway / Function URL requests: the HTTP query API.
+    Query,
 }
 
 /// Which handler an event is for, from its shape.
@@ -38,6 +41,9 @@ pub fn detect(event: &Value) -> Option<HandlerKind> {
             "aws:s3" | "aws:sqs" | "aws:sns" => Some(HandlerKind::S3),
             _ => None,
         };
+    }
+    if query::is_http(event) {
+        return Some(HandlerKind::Query);
     }
     if event["tributary"]["job"].is_string()
         || event["detail-type"] == "Scheduled Event"
@@ -73,7 +79,7 @@ pub async fn handle_with_id(
 ) -> Result<Value> {
     let kind = kind.or_else(|| detect(event)).ok_or_else(|| {
         Error::Usage(
-            "cannot tell what this event is: expected Kinesis or S3 notification Records (direct, SQS or SNS) or a scheduled event; pass --handler".into(),
+            "cannot tell what this event is: expected Kinesis or S3 notification Records (direct, SQS or SNS), a scheduled event or an HTTP request (API Gateway, Function URL); pass --handler".into(),
         )
     })?;
     let span = tracing::info_span!("invocation", correlation_id = %correlation_id, handler = ?kind);
@@ -83,11 +89,17 @@ pub async fn handle_with_id(
             HandlerKind::Kinesis => kinesis::handle(config, lake, event).await,
             HandlerKind::S3 => s3::handle(config, lake, event).await,
             HandlerKind::Schedule => schedule(config, lake, event).await,
+            HandlerKind::Query => query::handle(config, lake, event).await,
         }
     };
     let mut answer = tracing::Instrument::instrument(run, span).await?;
     eprintln!("{}", emf(kind, &answer, started.elapsed(), &correlation_id));
-    if let Some(o) = answer.as_object_mut() {
+    if kind == HandlerKind::Query {
+        // An HTTP response: the id goes in a header, the body is the API's.
+        if let Some(h) = answer["headers"].as_object_mut() {
+            h.insert("x-correlation-id".into(), json!(correlation_id));
+        }
+    } else if let Some(o) = answer.as_object_mut() {
         o.insert("correlation_id".into(), json!(correlation_id));
     }
     Ok(answer)
@@ -116,6 +128,7 @@ fn emf(
             sum("dead_lettered"),
         ),
         HandlerKind::Schedule => (0, sum("rows_written"), 0),
+        HandlerKind::Query => (0, 0, 0),
     };
     let failed = answer["batchItemFailures"]
         .as_array()

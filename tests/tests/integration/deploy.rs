@@ -72,13 +72,19 @@ source = { type = "s3", url = "s3://in-bucket/incoming/" }
     )
     .unwrap();
     let o = Command::new(tributary_bin())
-        .args(["deploy", "sam", "--output", "template.json"])
+        .args([
+            "deploy",
+            "sam",
+            "--output",
+            "template.json",
+            "--query-function",
+        ])
         .current_dir(p.path())
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(
-        String::from_utf8_lossy(&o.stdout).contains("(4 functions)"),
+        String::from_utf8_lossy(&o.stdout).contains("(5 functions)"),
         "{}",
         String::from_utf8_lossy(&o.stdout)
     );
@@ -158,6 +164,35 @@ source = { type = "s3", url = "s3://in-bucket/incoming/" }
     // Vacuum may delete, in its table only.
     let vacuum = text("JobVacuum");
     assert!(vacuum.contains("s3:DeleteObject"), "{vacuum}");
+    // The query function reads every table and writes only its history and results.
+    let q = statements(&t, "Query");
+    let read = serde_json::to_string(&q[1]).unwrap();
+    for table in ["orders", "orders_dlq", "file_events", "daily", "job_runs"] {
+        assert!(
+            read.contains(&format!("lake-bucket/lake/{table}/*")),
+            "{read}"
+        );
+    }
+    let writes: Vec<&Value> = q
+        .iter()
+        .filter(|s| s.to_string().contains("s3:PutObject"))
+        .collect();
+    assert_eq!(writes.len(), 1, "{q:?}");
+    let w = writes[0]["Resource"].to_string();
+    assert!(
+        w.contains("_tributary/queries/*") && w.contains("_tributary/results/*"),
+        "{w}"
+    );
+    assert!(!w.contains("lake/orders"), "{w}");
+    assert!(!serde_json::to_string(q).unwrap().contains("DeleteObject"));
+    let f = &t["Resources"]["QueryFunction"]["Properties"];
+    assert_eq!(f["FunctionUrlConfig"]["AuthType"], "NONE");
+    assert_eq!(f["Environment"]["Variables"]["TRIBUTARY_HANDLER"], "query");
+    assert_eq!(
+        f["Environment"]["Variables"]["TRIBUTARY_TOKEN"]["Ref"],
+        "QueryToken"
+    );
+    assert_eq!(t["Parameters"]["QueryToken"]["NoEcho"], true);
 
     // A local lake cannot be deployed.
     std::fs::write(

@@ -233,3 +233,96 @@ async fn kinesis_batches_commit_exactly_once_and_report_failures() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// A Function URL / API Gateway (payload 2.0) request, as Lambda delivers it.
+fn http_event(
+    method: &str,
+    path: &str,
+    query: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> Value {
+    let mut headers =
+        json!({"content-type": "application/json", "host": "x.lambda-url.us-east-1.on.aws"});
+    if let Some(t) = token {
+        headers["authorization"] = json!(format!("Bearer {t}"));
+    }
+    json!({"version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": query,
+        "headers": headers,
+        "requestContext": {"http": {"method": method, "path": path, "protocol": "HTTP/1.1",
+            "sourceIp": "198.51.100.7", "userAgent": "test"}, "requestId": "r", "stage": "$default"},
+        "body": body, "isBase64Encoded": false})
+}
+
+fn invoke_with_token(p: &TempProject, event: &Value) -> Value {
+    let path = p.path().join(format!("event-{}.json", fastrand::u32(..)));
+    std::fs::write(&path, event.to_string()).unwrap();
+    let o = Command::new(tributary_bin())
+        .args(["--no-progress", "invoke", "--event"])
+        .arg(&path)
+        .env("TRIBUTARY_TOKEN", "s3cret")
+        .current_dir(p.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn query_requests_go_through_the_http_api() {
+    let p = TempProject::events("");
+    p.gen_events(500, 1, 0.0, 97);
+    assert!(
+        Command::new(tributary_bin())
+            .args(["--no-progress", "run"])
+            .current_dir(p.path())
+            .status()
+            .unwrap()
+            .success()
+    );
+    // POST answers once the query has finished (a frozen container would not run it on).
+    let sql = json!({"sql": "SELECT count(*) AS n FROM events"}).to_string();
+    let v = invoke_with_token(
+        &p,
+        &http_event("POST", "/v1/queries", "", Some("s3cret"), Some(&sql)),
+    );
+    assert_eq!(v["statusCode"], 200, "{v}");
+    assert!(v["headers"]["x-correlation-id"].is_string(), "{v}");
+    let info: Value = serde_json::from_str(v["body"].as_str().unwrap()).unwrap();
+    assert_eq!(info["state"], "SUCCEEDED", "{info}");
+    let id = info["query_id"].as_str().unwrap();
+    // Another invocation (another process: another container) pages through the results.
+    let v = invoke_with_token(
+        &p,
+        &http_event(
+            "GET",
+            &format!("/v1/queries/{id}/results"),
+            "format=json",
+            Some("s3cret"),
+            None,
+        ),
+    );
+    assert_eq!(v["statusCode"], 200, "{v}");
+    let page: Value = serde_json::from_str(v["body"].as_str().unwrap()).unwrap();
+    assert_eq!(page["rows"][0]["n"], 500, "{page}");
+    // Arrow IPC comes back base64-encoded, as API Gateway needs binary bodies.
+    let v = invoke_with_token(
+        &p,
+        &http_event(
+            "GET",
+            &format!("/v1/queries/{id}/results"),
+            "format=arrow",
+            Some("s3cret"),
+            None,
+        ),
+    );
+    assert_eq!(v["isBase64Encoded"], true, "{v}");
+    // The bearer token guards it as it guards `tributary serve`.
+    let v = invoke_with_token(&p, &http_event("GET", "/v1/queries", "", None, None));
+    assert_eq!(v["statusCode"], 401);
+    let v = invoke_with_token(
+        &p,
+        &http_event("GET", "/v1/queries", "", Some("wrong"), None),
+    );
+    assert_eq!(v["statusCode"], 403);
+}
