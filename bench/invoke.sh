@@ -9,5 +9,6 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q "$(grep '^duckdb==' "$here/../../shared/bench/requirements.txt")"
 fi
+[ -x "$venv/bin/cargo-lambda" ] || "$venv/bin/pip" install -q cargo-lambda==1.9.2
 cargo build --release -p tributary --manifest-path "$here/../Cargo.toml"
 exec "$venv/bin/python" "$here/invoke.py" "$@"
