@@ -50,7 +50,7 @@ pub async fn ingest(p: &Pipeline, lake: &Lake, stop: Arc<AtomicBool>) -> Result<
     let started = Instant::now();
     let staging = Staging::open(lake, &p.name)?;
     staging.set_done(None).await?;
-    let (files, opener, poll) = super::super::list_inputs(p, None).await?;
+    let (files, opener, poll) = crate::runtime::setup::list_inputs(p, None).await?;
     let table = lake
         .open_or_create(
             &p.table.name,

@@ -33,7 +33,7 @@ pub async fn sink(
 ) -> Result<StageSummary> {
     let started = Instant::now();
     let staging = Staging::open(lake, &p.name)?;
-    let (mut main, mut dlq) = super::super::open_sinks(p, lake, p.parallelism).await?;
+    let (mut main, mut dlq) = crate::runtime::setup::open_sinks(p, lake, p.parallelism).await?;
     let key = stage_txn_id(&p.name);
     let mut committed = lake::txn(main.table(), &key).await?.unwrap_or(0).max(0) as u64;
     let mut dlq_committed = match &dlq {
@@ -83,8 +83,10 @@ pub async fn sink(
                 break;
             }
         }
-        let done = staging.done().await?;
-        let caught_up = done.is_some_and(|last| next > last);
+        // Whether ingest has finished and everything it staged is in hand (asked only once
+        // the next segment is missing: a read per loop would cost a request on S3).
+        let caught_up =
+            !out.contains_key(&next) && staging.done().await?.is_some_and(|last| next > last);
         if !hand.seqs.is_empty()
             && (stopping
                 || caught_up

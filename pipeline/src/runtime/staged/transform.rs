@@ -53,8 +53,8 @@ pub async fn transform(p: &Pipeline, lake: &Lake, opts: &TransformOptions) -> Re
     let min = opts.min_workers.max(1);
     let max = opts.max_workers.max(min);
     let staging = Staging::open(lake, &p.name)?;
-    let (main, _dlq) = super::super::open_sinks(p, lake, 1).await?;
-    let stage = Arc::new(super::super::build_stage(p, &main));
+    let (main, _dlq) = crate::runtime::setup::open_sinks(p, lake, 1).await?;
+    let stage = Arc::new(crate::runtime::setup::build_stage(p, &main));
     drop(main);
     let pool = Arc::new(Pool::default());
     let mut peak = 0;

@@ -5,259 +5,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use clap::{Parser, Subcommand, ValueEnum};
+mod args;
+mod serverless;
+
+pub use args::{CatalogCommand, Cli, Command, DeployCommand, LogFormat, SchemaCommand};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::lake::{self, Lake};
 use crate::query::{OutputFormat, QueryEngine, write_result};
 use crate::runtime::{RunOptions, RunSummary, run_pipeline};
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "tributary",
-    version,
-    about = "Serverless data pipelines into a Delta Lake, queried with SQL"
-)]
-pub struct Cli {
-    /// Project config file.
-    #[arg(
-        long,
-        short,
-        global = true,
-        env = "TRIBUTARY_CONFIG",
-        default_value = "tributary.toml"
-    )]
-    pub config: PathBuf,
-    /// Override the project's lake location (a folder).
-    #[arg(long, global = true, env = "TRIBUTARY_LAKE")]
-    pub lake: Option<String>,
-    /// Log format on stderr.
-    #[arg(long, global = true, value_enum, env = "TRIBUTARY_LOG_FORMAT", default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
-    /// More logging (-v: debug, -vv: trace).
-    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
-    pub verbose: u8,
-    /// Never show a progress bar.
-    #[arg(long, global = true)]
-    pub no_progress: bool,
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run pipelines (all of the config's, or the named ones): files and S3 prefixes to the
-    /// end of their input, streams until Ctrl-C / SIGTERM (or --idle-exit).
-    Run {
-        /// Pipeline names; default all.
-        pipelines: Vec<String>,
-        /// Stop once no new record has arrived for this many seconds (streams, polling S3).
-        #[arg(long, value_name = "SECS")]
-        idle_exit: Option<f64>,
-        /// Run one stage of one pipeline as its own process, handing over through the lake's
-        /// staging area (file and S3 sources): ingest → transform → sink.
-        #[arg(long, value_enum, requires = "pipelines")]
-        stage: Option<crate::runtime::staged::StageKind>,
-        /// Transform stage: the fewest workers kept (the pool grows with the backlog;
-        /// default: `[pipelines.NAME.stages.transform] min_workers`, else 1).
-        #[arg(long, value_name = "N")]
-        min_workers: Option<usize>,
-        /// Transform stage: the most workers (default: `max_workers` there, else the
-        /// pipeline's parallelism).
-        #[arg(long, value_name = "N")]
-        max_workers: Option<usize>,
-        /// Serve Prometheus metrics at http://ADDR/metrics while running (e.g. 127.0.0.1:9898).
-        #[arg(long, value_name = "ADDR")]
-        metrics_addr: Option<std::net::SocketAddr>,
-    },
-    /// Put NDJSON records on a Kinesis stream (PutRecords, failed records re-sent).
-    Send {
-        /// Stream name.
-        #[arg(long)]
-        stream: String,
-        /// NDJSON files or folders (plain, .gz, .zst).
-        files: Vec<PathBuf>,
-        /// Generate this many demo order events instead.
-        #[arg(long, value_name = "N", conflicts_with = "files")]
-        generate: Option<u64>,
-        /// JSON field used as the partition key (default: random).
-        #[arg(long, value_name = "FIELD")]
-        partition_key: Option<String>,
-        /// Pack N records into each Kinesis record in the KPL aggregation format.
-        #[arg(long, value_name = "N", default_value_t = 0)]
-        aggregate: usize,
-        /// Create the stream with N shards first if it does not exist.
-        #[arg(long, value_name = "N")]
-        create: Option<i32>,
-    },
-    /// Check config, schemas and transforms; runs nothing.
-    Validate,
-    /// Run a SQL query over the lake.
-    Query {
-        sql: String,
-        #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
-        format: OutputFormat,
-        /// Write the result to a file instead of stdout.
-        #[arg(long, short)]
-        output: Option<PathBuf>,
-        /// Cancel the query after this many seconds (default: query.timeout_secs).
-        #[arg(long, value_name = "SECS")]
-        timeout: Option<f64>,
-        /// Cancel the query once it would read more than this many MB (default:
-        /// query.max_scanned_mb).
-        #[arg(long, value_name = "MB")]
-        max_scanned_mb: Option<u64>,
-        /// Print rows, bytes scanned and time on stderr.
-        #[arg(long)]
-        stats: bool,
-    },
-    /// Interactive SQL over the lake (history, multi-line, \\d); runs stdin if piped.
-    Sql {
-        #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
-        format: OutputFormat,
-    },
-    /// Serve the query API over HTTP (Athena-shaped; bearer token from [server] or
-    /// TRIBUTARY_TOKEN).
-    Serve {
-        /// Address to listen on (default [server] bind, 127.0.0.1:8484).
-        #[arg(long)]
-        bind: Option<std::net::SocketAddr>,
-        /// Address for Arrow Flight SQL (default [server] flight_bind, 127.0.0.1:8485).
-        #[arg(long)]
-        flight_bind: Option<std::net::SocketAddr>,
-        /// Do not run the job scheduler alongside (it runs when the project has jobs).
-        #[arg(long)]
-        no_scheduler: bool,
-    },
-    /// List the lake's tables: rows, files, bytes, partitions, last commit.
-    Tables,
-    /// Each pipeline's table version, last commit, rows, dead letters and lag (input not yet
-    /// committed; per Kinesis shard, milliseconds behind the stream's tip).
-    Status,
-    /// Scheduled ETL jobs (jobs/*.toml): list, run, status, history, backfill, reset.
-    Jobs {
-        #[command(subcommand)]
-        command: crate::jobs::cli::JobsCommand,
-    },
-    /// Fire jobs on their schedules until Ctrl-C (runs left by a crashed scheduler are
-    /// marked FAILED; no slot runs twice).
-    Scheduler {
-        /// One pass: run what is due now, wait for it, exit.
-        #[arg(long)]
-        once: bool,
-        /// One pass as if the time were TIME (RFC 3339): for dry runs and tests.
-        #[arg(long, value_name = "TIME")]
-        now: Option<chrono::DateTime<chrono::Utc>>,
-    },
-    /// Run a Lambda handler locally on an event (S3 notification, scheduled event), against
-    /// the project's lake; prints the handler's JSON answer.
-    Invoke {
-        /// The event, as Lambda would deliver it (see events/ for samples).
-        #[arg(long, value_name = "FILE")]
-        event: PathBuf,
-        /// The handler (default: told from the event's shape).
-        #[arg(long, value_enum)]
-        handler: Option<crate::lambda::HandlerKind>,
-    },
-    /// Serve the Lambda Runtime API: what a deployed function's `bootstrap` runs (a binary
-    /// named `bootstrap` starts this with no arguments). Config, clients and the query
-    /// context are made once per container.
-    Lambda {
-        /// The handler (default: told from each event's shape).
-        #[arg(long, value_enum, env = "TRIBUTARY_HANDLER")]
-        handler: Option<crate::lambda::HandlerKind>,
-    },
-    /// Build the function zip for Lambda's provided.al2023 runtime: the binary as
-    /// `bootstrap`, the config, schemas and jobs. The binary is checked first (ELF for the
-    /// configured architecture, glibc no newer than 2.34).
-    Package {
-        /// The Linux binary to ship (default: this one), e.g. from `cargo lambda build --release`.
-        #[arg(long, value_name = "FILE")]
-        binary: Option<PathBuf>,
-        /// Where to write the zip (what `deploy sam --code-uri` points at).
-        #[arg(long, short, default_value = "dist/tributary-lambda.zip")]
-        output: PathBuf,
-    },
-    /// Deployment artifacts.
-    Deploy {
-        #[command(subcommand)]
-        command: DeployCommand,
-    },
-    /// Export the lake's tables to other engines' catalogs.
-    Catalog {
-        #[command(subcommand)]
-        command: CatalogCommand,
-    },
-    /// Schema tools.
-    Schema {
-        #[command(subcommand)]
-        command: SchemaCommand,
-    },
-    /// Generate sample order events, run the demo `orders` pipeline, query the result.
-    Demo {
-        /// Good records to generate (about 1 % bad lines are added).
-        #[arg(long, default_value_t = 200_000)]
-        records: u64,
-        /// Number of input files.
-        #[arg(long, default_value_t = 4)]
-        files: usize,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum DeployCommand {
-    /// Write an AWS SAM template: a function per Kinesis/S3 pipeline and per scheduled job,
-    /// each with a least-privilege role (the project's lake must be on S3).
-    Sam {
-        /// Where to write the template (JSON; `sam deploy --template-file FILE`).
-        #[arg(long, short, default_value = "template.json")]
-        output: PathBuf,
-        /// The function code: the `bootstrap` zip for provided.al2023.
-        #[arg(long, default_value = "dist/tributary-lambda.zip")]
-        code_uri: String,
-        /// Add a query function: the HTTP query API behind a Function URL, reading every
-        /// table, guarded by a bearer token given as the stack parameter QueryToken.
-        #[arg(long)]
-        query_function: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum CatalogCommand {
-    /// Print the DDL that registers every lake table (Delta) in Athena/Glue, Trino or Spark.
-    Export {
-        #[arg(long, value_enum, default_value_t = crate::catalog::CatalogFormat::Athena)]
-        format: crate::catalog::CatalogFormat,
-        /// Database (Glue database, Trino schema) to create the tables in.
-        #[arg(long, default_value = "tributary")]
-        database: String,
-        /// Location to use instead of the lake's own (e.g. s3://bucket/prefix after copying
-        /// a local lake to S3).
-        #[arg(long, value_name = "URL")]
-        location_prefix: Option<String>,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum SchemaCommand {
-    /// Print a schema TOML (for schemas/) inferred from sample NDJSON.
-    Infer {
-        file: PathBuf,
-        /// Table name to put in the schema (default: the file's stem).
-        #[arg(long)]
-        name: Option<String>,
-        /// Records to sample.
-        #[arg(long, default_value_t = 10_000)]
-        sample: usize,
-    },
-}
 
 /// Runs a parsed command line; `Ok(code)` is the process exit code.
 pub async fn execute(cli: Cli) -> Result<i32> {
@@ -318,33 +75,15 @@ pub async fn execute(cli: Cli) -> Result<i32> {
             max_workers,
             ..
         } => {
-            let config = load(&cli).await?;
-            let [name] = pipelines.as_slice() else {
-                return Err(Error::Usage(
-                    "--stage runs one stage of one pipeline: name exactly one".into(),
-                ));
-            };
-            let p = config.pipeline(name).map_err(Error::Usage)?;
-            let lake = Lake::open(&config.project.lake, &config.storage.s3).await?;
-            let idle = idle_exit.map(|s| std::time::Duration::from_secs_f64(s.max(0.0)));
-            let stop = stop_on_ctrl_c();
-            use crate::runtime::staged::{self, StageKind};
-            let summary = match stage {
-                StageKind::Ingest => staged::ingest(p, &lake, stop).await?,
-                StageKind::Transform => {
-                    let min = min_workers.unwrap_or(p.transform_workers.0);
-                    let opts = staged::TransformOptions {
-                        min_workers: min,
-                        max_workers: max_workers.unwrap_or(p.transform_workers.1).max(min),
-                        stop,
-                        idle_exit: idle,
-                    };
-                    staged::transform(p, &lake, &opts).await?
-                }
-                StageKind::Sink => staged::sink(p, &lake, stop, idle).await?,
-            };
-            println!("{}: {summary}", p.name);
-            Ok(0)
+            serverless::run_stage(
+                &cli,
+                pipelines,
+                *idle_exit,
+                *stage,
+                *min_workers,
+                *max_workers,
+            )
+            .await
         }
         Command::Run {
             pipelines,
@@ -540,30 +279,7 @@ pub async fn execute(cli: Cli) -> Result<i32> {
                     code_uri,
                     query_function,
                 },
-        } => {
-            let config = load(&cli).await?;
-            let t = crate::deploy::sam_template(
-                &config,
-                &crate::deploy::SamOptions {
-                    code_uri: code_uri.clone(),
-                    query_function: *query_function,
-                },
-            )?;
-            let text = serde_json::to_string_pretty(&t)
-                .map_err(|e| Error::Internal(format!("template: {e}")))?;
-            std::fs::write(output, text + "\n")
-                .map_err(|e| Error::io(format!("cannot write {}", output.display()), e))?;
-            let functions = t["Resources"]
-                .as_object()
-                .map(|r| {
-                    r.values()
-                        .filter(|v| v["Type"] == "AWS::Serverless::Function")
-                        .count()
-                })
-                .unwrap_or(0);
-            println!("wrote {} ({functions} functions)", output.display());
-            Ok(0)
-        }
+        } => serverless::deploy_sam(&cli, output, code_uri, *query_function).await,
         Command::Lambda { handler } => {
             let config = load(&cli).await?;
             let lake = Lake::open(&config.project.lake, &config.storage.s3).await?;
@@ -571,47 +287,9 @@ pub async fn execute(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Package { binary, output } => {
-            let config = load(&cli).await?;
-            let binary = match binary {
-                Some(b) => b.clone(),
-                None => std::env::current_exe()
-                    .map_err(|e| Error::io("cannot find this executable".to_string(), e))?,
-            };
-            let p = crate::package::package(
-                &config,
-                &crate::package::PackageOptions {
-                    binary,
-                    output: output.clone(),
-                },
-            )?;
-            let glibc = p
-                .glibc
-                .map(|(a, b)| format!("glibc {a}.{b}"))
-                .unwrap_or_else(|| "static".into());
-            println!(
-                "wrote {} ({} files, {:.1} MiB; bootstrap: {}, {glibc})",
-                output.display(),
-                p.files.len(),
-                p.bytes as f64 / 1048576.0,
-                config.lambda.architecture
-            );
-            Ok(0)
+            serverless::package(&cli, binary.as_deref(), output).await
         }
-        Command::Invoke { event, handler } => {
-            let config = load(&cli).await?;
-            let lake = Lake::open(&config.project.lake, &config.storage.s3).await?;
-            let text = std::fs::read_to_string(event)
-                .map_err(|e| Error::io(format!("cannot read {}", event.display()), e))?;
-            let value: serde_json::Value = serde_json::from_str(&text)
-                .map_err(|e| Error::Usage(format!("{} is not JSON: {e}", event.display())))?;
-            let answer = crate::lambda::handle(&config, &lake, &value, *handler).await?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&answer)
-                    .map_err(|e| Error::Internal(format!("answer: {e}")))?
-            );
-            Ok(0)
-        }
+        Command::Invoke { event, handler } => serverless::invoke(&cli, event, *handler).await,
         Command::Catalog {
             command:
                 CatalogCommand::Export {
