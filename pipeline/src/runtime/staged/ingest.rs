@@ -51,6 +51,28 @@ pub async fn ingest(p: &Pipeline, lake: &Lake, stop: Arc<AtomicBool>) -> Result<
     let staging = Staging::open(lake, &p.name)?;
     staging.set_done(None).await?;
     let (files, opener, poll) = crate::runtime::setup::list_inputs(p, None).await?;
+    // What is staged was read already. The order matters, as transform and sink may be
+    // running: list raw, then out (a segment moving between them is then seen in one), read
+    // each segment's end (from out if it has moved), and only then read the table. A segment
+    // gone by then was committed first, so the table covers it.
+    let mut staged: Vec<u64> = staging.list("raw").await?.into_keys().collect();
+    staged.extend(staging.list("out").await?.into_keys());
+    staged.sort_unstable();
+    staged.dedup();
+    let mut ends: Vec<(String, u64)> = Vec::new();
+    for &seq in &staged {
+        for path in [staging.raw_path(seq), staging.out_path(seq)] {
+            match staging.read(&path).await {
+                Ok(bytes) => {
+                    let (m, _) = decode(bytes)?;
+                    ends.push((m.partition, m.end));
+                    break;
+                }
+                Err(Error::ObjectStore(object_store::Error::NotFound { .. })) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
     let table = lake
         .open_or_create(
             &p.table.name,
@@ -65,23 +87,15 @@ pub async fn ingest(p: &Pipeline, lake: &Lake, stop: Arc<AtomicBool>) -> Result<
         .into_iter()
         .map(|(k, v)| (k, v.bytes()))
         .collect();
+    for (partition, end) in ends {
+        let e = furthest.entry(partition).or_insert(0);
+        *e = (*e).max(end);
+    }
     let committed = lake::txn(&table, &stage_txn_id(&p.name))
         .await?
         .unwrap_or(0)
         .max(0) as u64;
-    // What is staged but not yet committed was read already.
-    let mut next = committed + 1;
-    for dir in ["raw", "out"] {
-        for (seq, path) in staging.list(dir).await? {
-            if seq <= committed {
-                continue;
-            }
-            let (m, _) = decode(staging.read(&path).await?)?;
-            let e = furthest.entry(m.partition).or_insert(0);
-            *e = (*e).max(m.end);
-            next = next.max(seq + 1);
-        }
-    }
+    let mut next = committed.max(staged.last().copied().unwrap_or(0)) + 1;
     let mut work = Vec::new();
     for f in files {
         let offset = furthest.get(&f.id).copied().unwrap_or(0);
