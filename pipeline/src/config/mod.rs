@@ -61,6 +61,8 @@ pub struct Pipeline {
     pub lambda: lambda::LambdaSettings,
     /// The transform stage's worker pool bounds (min, max) when run as its own process.
     pub transform_workers: (usize, usize),
+    /// Staged raw segments at which the ingest stage pauses (`None`: never).
+    pub ingest_max_backlog: Option<usize>,
 }
 
 impl Pipeline {
@@ -595,6 +597,11 @@ async fn validate_pipeline(
     Ok(Pipeline {
         name: name.to_string(),
         transform_workers: (min_workers, max_workers),
+        ingest_max_backlog: match p.stages.ingest.max_backlog {
+            Some(0) => None,
+            Some(n) => Some(n),
+            None => Some(64),
+        },
         table,
         input,
         on_bad_record,

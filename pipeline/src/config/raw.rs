@@ -236,7 +236,18 @@ pub struct RawPipeline {
 #[serde(deny_unknown_fields)]
 pub struct RawStages {
     #[serde(default)]
+    pub ingest: RawIngestStage,
+    #[serde(default)]
     pub transform: RawWorkers,
+}
+
+/// `[pipelines.x.stages.ingest]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIngestStage {
+    /// Raw segments waiting for transform at which ingest pauses (0: never pause, e.g. to
+    /// stage a whole input before transforming it).
+    pub max_backlog: Option<usize>,
 }
 
 /// A stage's worker pool bounds: it grows with its backlog up to `max_workers` and shrinks

@@ -17,10 +17,6 @@ use crate::error::{Error, Result};
 use crate::lake::{self, Lake};
 use crate::runtime::feed::{Msg, Work, spawn_reader};
 
-/// Raw segments waiting for transform beyond which ingest pauses (backpressure: staging
-/// holds at most this many chunks of input, ~4 MiB each).
-const MAX_BACKLOG: usize = 64;
-
 fn raw_schema() -> Arc<Schema> {
     Arc::new(Schema::new(vec![Field::new(
         "records",
@@ -169,13 +165,14 @@ pub async fn ingest(p: &Pipeline, lake: &Lake, stop: Arc<AtomicBool>) -> Result<
             summary.records += lines;
             summary.bytes += meta.bytes;
             next += 1;
-            // Backpressure: wait while transform is far behind.
+            // Backpressure: wait while transform is far behind (staging then holds at most
+            // `max_backlog` chunks of input, ~4 MiB each).
             since_check += 1;
-            if since_check >= MAX_BACKLOG / 4 {
+            if let Some(max) = p.ingest_max_backlog
+                && since_check >= (max / 4).max(1)
+            {
                 since_check = 0;
-                while staging.list("raw").await?.len() >= MAX_BACKLOG
-                    && !stop.load(Ordering::Relaxed)
-                {
+                while staging.list("raw").await?.len() >= max && !stop.load(Ordering::Relaxed) {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
