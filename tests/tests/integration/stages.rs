@@ -115,6 +115,33 @@ async fn three_stage_processes_deliver_exactly_once_through_kills() {
     // A second ingest over the same input stages nothing new.
     let again = finish(stage(&p, "ingest", &[]), "ingest");
     assert!(again.contains("ingest: 0 segments"), "{again}");
+
+    // One sink at a time: a second waits for the first's lease.
+    std::fs::remove_file(p.path().join("lake/_tributary/staging/events/ingest.done")).unwrap();
+    let first = stage(&p, "sink", &["--idle-exit", "3"]);
+    std::thread::sleep(Duration::from_millis(800));
+    let t = Instant::now();
+    let second = Command::new(tributary_bin())
+        .current_dir(p.path())
+        .args([
+            "--no-progress",
+            "run",
+            "events",
+            "--stage",
+            "sink",
+            "--idle-exit",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(second.status.success());
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("holds its lease; waiting"),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert!(t.elapsed() >= Duration::from_secs(2), "{:?}", t.elapsed());
+    finish(first, "first sink");
 }
 
 #[test]

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tributary_connectors::Offset;
 use tributary_connectors::file::Compression;
 
-use super::{SegmentMeta, StageSummary, Staging, decode, encode, stage_txn_id};
+use super::{SegmentMeta, StageLease, StageSummary, Staging, decode, encode, stage_txn_id};
 use crate::config::Pipeline;
 use crate::error::{Error, Result};
 use crate::lake::{self, Lake};
@@ -44,6 +44,12 @@ pub(super) fn raw_records(batches: &[RecordBatch]) -> Result<Vec<u8>> {
 /// Reads the pipeline's input from where the table and the staged segments leave off.
 pub async fn ingest(p: &Pipeline, lake: &Lake, stop: Arc<AtomicBool>) -> Result<StageSummary> {
     let started = Instant::now();
+    let Some(mut lease) = StageLease::acquire(lake, &p.name, "ingest", &stop).await? else {
+        return Ok(StageSummary {
+            stage: "ingest",
+            ..Default::default()
+        });
+    };
     let staging = Staging::open(lake, &p.name)?;
     staging.set_done(None).await?;
     let (files, opener, poll) = crate::runtime::setup::list_inputs(p, None).await?;
@@ -122,7 +128,13 @@ pub async fn ingest(p: &Pipeline, lake: &Lake, stop: Arc<AtomicBool>) -> Result<
     let schema = raw_schema();
     let mut since_check = 0usize;
     let result: Result<()> = async {
-        while let Some(msg) = rx.recv().await {
+        loop {
+            lease.keep().await?;
+            let msg = match tokio::time::timeout(Duration::from_secs(1), rx.recv()).await {
+                Err(_) => continue,
+                Ok(None) => break,
+                Ok(Some(m)) => m,
+            };
             let chunk = match msg {
                 Msg::Chunk(c, _) => c,
                 Msg::Failed(e) => return Err(e),
@@ -173,6 +185,7 @@ pub async fn ingest(p: &Pipeline, lake: &Lake, stop: Arc<AtomicBool>) -> Result<
             {
                 since_check = 0;
                 while staging.list("raw").await?.len() >= max && !stop.load(Ordering::Relaxed) {
+                    lease.keep().await?;
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
@@ -188,6 +201,7 @@ pub async fn ingest(p: &Pipeline, lake: &Lake, stop: Arc<AtomicBool>) -> Result<
         // Read to the end: transform and sink may finish once they reach this segment.
         staging.set_done(Some(next - 1)).await?;
     }
+    lease.release().await?;
     summary.elapsed = started.elapsed();
     Ok(summary)
 }

@@ -104,6 +104,84 @@ pub(crate) fn stage_txn_id(pipeline: &str) -> String {
     crate::lake::app_id(pipeline, "_staged")
 }
 
+/// How long a stage's lease lasts unrenewed: a killed ingest or sink blocks its successor
+/// for at most this long.
+const LEASE_TTL_MS: i64 = 10_000;
+
+/// One ingest and one sink per pipeline: each holds a lease in the lake
+/// (`_tributary/leases/<pipeline>-stages/`), renewed as it works. A second one waits until the
+/// first's lease is released, or has expired (a killed process's).
+pub(crate) struct StageLease {
+    leases: tributary_connectors::kinesis::Leases,
+    stage: &'static str,
+    renewed: std::time::Instant,
+}
+
+impl StageLease {
+    /// Waits for the lease; `None` if stopped while waiting.
+    pub async fn acquire(
+        lake: &Lake,
+        pipeline: &str,
+        stage: &'static str,
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> Result<Option<Self>> {
+        let store = lake.lease_store(&format!("{pipeline}-stages"))?;
+        let owner = format!(
+            "{}-{}",
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let mut leases = tributary_connectors::kinesis::Leases::new(store.clone(), owner);
+        let mut told = false;
+        loop {
+            let all = store.read_all().await?;
+            let current = all.get(stage);
+            if leases.try_acquire(stage, current, LEASE_TTL_MS).await? {
+                return Ok(Some(Self {
+                    leases,
+                    stage,
+                    renewed: std::time::Instant::now(),
+                }));
+            }
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                return Ok(None);
+            }
+            if !told && let Some((_, held)) = current {
+                tracing::warn!(
+                    pipeline,
+                    stage,
+                    holder = %held.owner,
+                    "another {stage} process of this pipeline holds its lease; waiting until it stops or its lease expires (at most {} s)",
+                    LEASE_TTL_MS / 1000
+                );
+                told = true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Renews the lease when a third of its time has passed; an error if another process
+    /// took it over (this one stalled past the lease's time).
+    pub async fn keep(&mut self) -> Result<()> {
+        if self.renewed.elapsed().as_millis() as i64 >= LEASE_TTL_MS / 3 {
+            if !self.leases.renew(LEASE_TTL_MS).await?.is_empty() {
+                return Err(Error::Usage(format!(
+                    "another {} process took this pipeline's {} lease over (this one stalled longer than {} s); stopping",
+                    self.stage,
+                    self.stage,
+                    LEASE_TTL_MS / 1000
+                )));
+            }
+            self.renewed = std::time::Instant::now();
+        }
+        Ok(())
+    }
+
+    pub async fn release(mut self) -> Result<()> {
+        Ok(self.leases.release(self.stage).await?)
+    }
+}
+
 /// A pipeline's staging area.
 #[derive(Clone)]
 pub struct Staging {

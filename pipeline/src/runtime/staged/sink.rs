@@ -12,7 +12,7 @@ use arrow::array::RecordBatch;
 use deltalake::kernel::Transaction;
 use tributary_connectors::Offset;
 
-use super::{StageSummary, Staging, decode, stage_txn_id};
+use super::{StageLease, StageSummary, Staging, decode, stage_txn_id};
 use crate::config::Pipeline;
 use crate::error::Result;
 use crate::lake::{self, Lake, TableSink};
@@ -32,6 +32,12 @@ pub async fn sink(
     idle_exit: Option<Duration>,
 ) -> Result<StageSummary> {
     let started = Instant::now();
+    let Some(mut lease) = StageLease::acquire(lake, &p.name, "sink", &stop).await? else {
+        return Ok(StageSummary {
+            stage: "sink",
+            ..Default::default()
+        });
+    };
     let staging = Staging::open(lake, &p.name)?;
     let (mut main, mut dlq) = crate::runtime::setup::open_sinks(p, lake, p.parallelism).await?;
     let key = stage_txn_id(&p.name);
@@ -49,6 +55,7 @@ pub async fn sink(
     let mut last_flush = Instant::now();
     let mut last_arrival = Instant::now();
     loop {
+        lease.keep().await?;
         let stopping = stop.load(Ordering::Relaxed);
         let out = if stopping {
             BTreeMap::new()
@@ -120,6 +127,7 @@ pub async fn sink(
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+    lease.release().await?;
     summary.elapsed = started.elapsed();
     Ok(summary)
 }
