@@ -171,3 +171,20 @@ pub async fn upload_data(bucket: &str, prefix: &str, files: &[std::path::PathBuf
         .unwrap();
     }
 }
+
+/// `tributary send` of the project's files or folders (`args`) to `stream`, keyed by
+/// `event_id`; its stdout.
+pub fn send(p: &crate::TempProject, stream: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(crate::tributary_bin())
+        .current_dir(p.path())
+        .args(["send", "--stream", stream, "--partition-key", "event_id"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "send: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -199,13 +199,7 @@ pub async fn execute(cli: Cli) -> Result<i32> {
                 let config = load(&cli).await?;
                 let lake = Lake::open(&config.project.lake, &config.storage.s3).await?;
                 if !*no_scheduler && config.jobs.iter().any(|j| j.enabled) {
-                    let s = crate::jobs::Scheduler::new(
-                        lake.clone(),
-                        config.query.clone(),
-                        config.jobs.clone(),
-                        config.scheduler.max_concurrent_runs,
-                        config.scheduler.grace,
-                    )?;
+                    let s = crate::jobs::Scheduler::for_project(&config, &lake)?;
                     let stop = stop.clone();
                     eprintln!("scheduler: {} jobs", config.jobs.len());
                     tokio::spawn(async move {

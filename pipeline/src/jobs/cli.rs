@@ -232,13 +232,7 @@ pub async fn scheduler(
     now: Option<DateTime<Utc>>,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<i32> {
-    let s = Scheduler::new(
-        lake.clone(),
-        config.query.clone(),
-        config.jobs.clone(),
-        config.scheduler.max_concurrent_runs,
-        config.scheduler.grace,
-    )?;
+    let s = Scheduler::for_project(config, lake)?;
     if once || now.is_some() {
         let abandoned = s.recover().await?;
         if abandoned > 0 {

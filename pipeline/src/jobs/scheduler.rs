@@ -62,6 +62,17 @@ impl Scheduler {
         }))
     }
 
+    /// The scheduler of a project's jobs, with its `[query]` limits and `[scheduler]` settings.
+    pub fn for_project(config: &crate::config::Config, lake: &Lake) -> Result<Arc<Self>> {
+        Self::new(
+            lake.clone(),
+            config.query.clone(),
+            config.jobs.clone(),
+            config.scheduler.max_concurrent_runs,
+            config.scheduler.grace,
+        )
+    }
+
     pub fn jobs(&self) -> &[Job] {
         &self.jobs
     }

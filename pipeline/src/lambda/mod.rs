@@ -185,13 +185,7 @@ async fn schedule(config: &Config, lake: &Lake, event: &Value) -> Result<Value> 
             .with_timezone(&Utc),
         None => Utc::now(),
     };
-    let s = crate::jobs::Scheduler::new(
-        lake.clone(),
-        config.query.clone(),
-        config.jobs.clone(),
-        config.scheduler.max_concurrent_runs,
-        config.scheduler.grace,
-    )?;
+    let s = crate::jobs::Scheduler::for_project(config, lake)?;
     match s.run_slot_once(&job, slot).await? {
         None => Ok(
             json!({"job": job, "slot": slot.to_rfc3339(), "skipped": "this slot already ran (a repeated delivery)"}),

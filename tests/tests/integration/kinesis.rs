@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use tributary_tests::aws::{create_stream, kinesis, read_all, storage_toml, unique};
+use tributary_tests::aws::{create_stream, kinesis, read_all, send, storage_toml, unique};
 use tributary_tests::{
     EVENTS_SCHEMA, TempProject, assert_exactly_once, ndjson_files, sent, tributary_bin,
 };
@@ -21,21 +21,6 @@ fn project_on(storage: &str, stream: &str, extra: &str) -> TempProject {
         storage
     );
     TempProject::new(&config, &[("events", EVENTS_SCHEMA)])
-}
-
-fn send(p: &TempProject, stream: &str, args: &[&str]) -> String {
-    let out = Command::new(tributary_bin())
-        .current_dir(p.path())
-        .args(["send", "--stream", stream, "--partition-key", "event_id"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "send: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn spawn_run(p: &TempProject, idle: &str) -> Child {

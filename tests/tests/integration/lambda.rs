@@ -139,19 +139,7 @@ async fn kinesis_batches_commit_exactly_once_and_report_failures() {
     let p = TempProject::new(&config, &[("events", EVENTS_SCHEMA)]);
     let m = p.gen_events(3000, 1, 0.01, 93);
     let bad = m.count("truncated") + m.count("wrong_type") + m.count("missing_field");
-    let o = Command::new(tributary_bin())
-        .current_dir(p.path())
-        .args([
-            "send",
-            "--stream",
-            &stream,
-            "--partition-key",
-            "event_id",
-            "data",
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    tributary_tests::aws::send(&p, &stream, &["data"]);
     let all = tributary_tests::aws::read_all(&client, &stream).await;
     assert_eq!(all.len() as u64, 3000 + bad);
     // Batches of 400 per shard, in order, as the mapping would invoke.

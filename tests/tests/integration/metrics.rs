@@ -25,19 +25,7 @@ async fn a_running_pipeline_is_scraped_as_prometheus_text() {
     );
     let p = TempProject::new(&config, &[("events", EVENTS_SCHEMA)]);
     p.gen_events(1000, 1, 0.0, 96);
-    let o = Command::new(tributary_bin())
-        .current_dir(p.path())
-        .args([
-            "send",
-            "--stream",
-            &stream,
-            "--partition-key",
-            "event_id",
-            "data",
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    tributary_tests::aws::send(&p, &stream, &["data"]);
 
     let mut child = Command::new(tributary_bin())
         .current_dir(p.path())
