@@ -23,15 +23,7 @@ pub(super) async fn open_sinks(
         row_group_rows: p.sink.row_group_rows,
         zstd_level: p.sink.zstd_level,
     };
-    let table = lake
-        .open_or_create(
-            &p.table.name,
-            &p.table.table_schema(),
-            &p.table.partition_columns(),
-            p.table.description.as_deref(),
-        )
-        .await?;
-    let main = TableSink::new(&p.table.name, table, &settings, shards)?;
+    let main = TableSink::new(&p.table.name, open_table(p, lake).await?, &settings, shards)?;
     let dlq = match p.on_bad_record {
         BadRecordPolicy::Dlq => {
             let t = lake
@@ -47,6 +39,17 @@ pub(super) async fn open_sinks(
         _ => None,
     };
     Ok((main, dlq))
+}
+
+/// The pipeline's table (created from its schema if missing).
+pub(crate) async fn open_table(p: &Pipeline, lake: &Lake) -> Result<deltalake::DeltaTable> {
+    lake.open_or_create(
+        &p.table.name,
+        &p.table.table_schema(),
+        &p.table.partition_columns(),
+        p.table.description.as_deref(),
+    )
+    .await
 }
 
 /// The inputs of a file or S3 source, how to open them, and (S3 with a poll interval) how

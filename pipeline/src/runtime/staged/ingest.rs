@@ -75,14 +75,7 @@ pub async fn ingest(p: &Pipeline, lake: &Lake, stop: Arc<AtomicBool>) -> Result<
             }
         }
     }
-    let table = lake
-        .open_or_create(
-            &p.table.name,
-            &p.table.table_schema(),
-            &p.table.partition_columns(),
-            p.table.description.as_deref(),
-        )
-        .await?;
+    let table = crate::runtime::setup::open_table(p, lake).await?;
     let ids: Vec<String> = files.iter().map(|f| f.id.clone()).collect();
     let mut furthest: HashMap<String, u64> = lake::committed_offsets(&table, &p.name, &ids)
         .await?
