@@ -1,17 +1,8 @@
 //! The binary as a user runs it: validate, query formats, tables, schema infer.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
-use tributary_tests::{TempProject, tributary_bin};
-
-fn run(p: &TempProject, args: &[&str]) -> Output {
-    Command::new(tributary_bin())
-        .arg("--no-progress")
-        .args(args)
-        .current_dir(p.path())
-        .output()
-        .unwrap()
-}
+use tributary_tests::{TempProject, cli};
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -27,7 +18,7 @@ fn validate_reports_errors_with_line_and_column_and_runs_nothing() {
         "[[pipelines.events.transforms]]\ntype = \"filter\"\npredicate = \"satus = 'paid'\"\n",
     );
     p.gen_events(100, 1, 0.0, 1);
-    let o = run(&p, &["validate"]);
+    let o = cli(&p, &["validate"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let e = stderr(&o);
     assert!(
@@ -36,7 +27,7 @@ fn validate_reports_errors_with_line_and_column_and_runs_nothing() {
     );
     assert!(e.contains("hint: did you mean `status`?"), "{e}");
     // `run` refuses the same config before touching the lake.
-    let o = run(&p, &["run"]);
+    let o = cli(&p, &["run"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(!p.path().join("lake").exists());
 }
@@ -45,9 +36,9 @@ fn validate_reports_errors_with_line_and_column_and_runs_nothing() {
 fn run_query_formats_and_tables() {
     let p = TempProject::events("");
     p.gen_events(1000, 1, 0.0, 2);
-    let o = run(&p, &["validate"]);
+    let o = cli(&p, &["validate"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = run(&p, &["run"]);
+    let o = cli(&p, &["run"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stdout(&o).contains("written    1000 records"),
@@ -56,14 +47,14 @@ fn run_query_formats_and_tables() {
     );
 
     let sql = "SELECT count(*) AS n FROM events";
-    let o = run(&p, &["query", sql]);
+    let o = cli(&p, &["query", sql]);
     assert!(stdout(&o).contains("| 1000 |"), "{}", stdout(&o));
-    let o = run(&p, &["query", "--format", "csv", sql]);
+    let o = cli(&p, &["query", "--format", "csv", sql]);
     assert_eq!(stdout(&o), "n\n1000\n");
-    let o = run(&p, &["query", "--format", "json", sql]);
+    let o = cli(&p, &["query", "--format", "json", sql]);
     assert_eq!(stdout(&o).trim(), "{\"n\":1000}");
     let out = p.path().join("r.parquet");
-    let o = run(
+    let o = cli(
         &p,
         &[
             "query",
@@ -77,23 +68,23 @@ fn run_query_formats_and_tables() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(&std::fs::read(&out).unwrap()[..4], b"PAR1");
 
-    let o = run(&p, &["query", "SELECT count(*) FROM event"]);
+    let o = cli(&p, &["query", "SELECT count(*) FROM event"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("table `event` not found in the lake: did you mean `events`?"),
         "{}",
         stderr(&o)
     );
-    let o = run(&p, &["query", "SELECT sum(totl_amount) FROM events"]);
+    let o = cli(&p, &["query", "SELECT sum(totl_amount) FROM events"]);
     assert!(
         stderr(&o).contains("did you mean `total_amount`?"),
         "{}",
         stderr(&o)
     );
-    let o = run(&p, &["query", "DROP TABLE events"]);
+    let o = cli(&p, &["query", "DROP TABLE events"]);
     assert_eq!(o.status.code(), Some(1));
 
-    let o = run(&p, &["tables"]);
+    let o = cli(&p, &["tables"]);
     let t = stdout(&o);
     let line = t
         .lines()
@@ -109,7 +100,7 @@ fn schema_infer_round_trips_through_a_pipeline() {
     let p = TempProject::events("");
     p.gen_events(500, 1, 0.0, 3);
     let sample = p.data_dir().join("events-00000.ndjson");
-    let o = run(
+    let o = cli(
         &p,
         &[
             "schema",
@@ -130,9 +121,9 @@ fn schema_infer_round_trips_through_a_pipeline() {
         .unwrap()
         .replace("table = \"events\"", "table = \"inferred\"");
     std::fs::write(p.config_path(), config).unwrap();
-    let o = run(&p, &["run"]);
+    let o = cli(&p, &["run"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = run(
+    let o = cli(
         &p,
         &[
             "query",
@@ -148,7 +139,7 @@ fn schema_infer_round_trips_through_a_pipeline() {
 fn json_logs_when_asked() {
     let p = TempProject::events("");
     p.gen_events(100, 1, 0.0, 4);
-    let o = run(&p, &["--log-format", "json", "run"]);
+    let o = cli(&p, &["--log-format", "json", "run"]);
     assert!(o.status.success());
     let first = stderr(&o).lines().next().unwrap_or_default().to_string();
     let v: serde_json::Value =
@@ -160,14 +151,14 @@ fn json_logs_when_asked() {
 fn status_shows_commits_dead_letters_and_pending_input() {
     let p = TempProject::events("");
     p.gen_events(1000, 2, 0.02, 5);
-    assert!(run(&p, &["run"]).status.success());
+    assert!(cli(&p, &["run"]).status.success());
     // A new file arrives after the run.
     let extra = TempProject::events("");
     extra.gen_events(100, 1, 0.0, 6);
     let f = tributary_tests::ndjson_files(&extra.data_dir())[0].clone();
     let size = std::fs::metadata(&f).unwrap().len();
     std::fs::copy(&f, p.data_dir().join("late.ndjson")).unwrap();
-    let o = run(&p, &["status"]);
+    let o = cli(&p, &["status"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let s = stdout(&o);
     let line = s
@@ -180,7 +171,7 @@ fn status_shows_commits_dead_letters_and_pending_input() {
         "{line}"
     );
     let dlq: i64 = {
-        let o = run(
+        let o = cli(
             &p,
             &[
                 "query",
@@ -194,6 +185,6 @@ fn status_shows_commits_dead_letters_and_pending_input() {
     assert!(dlq > 0);
     assert!(line.contains(&format!(" {dlq}  ")), "{line}");
     // After the next run nothing is pending.
-    assert!(run(&p, &["run"]).status.success());
-    assert!(stdout(&run(&p, &["status"])).contains("0 of 3 files pending (0 bytes)"));
+    assert!(cli(&p, &["run"]).status.success());
+    assert!(stdout(&cli(&p, &["status"])).contains("0 of 3 files pending (0 bytes)"));
 }

@@ -122,26 +122,6 @@ fn kinesis_project(stream: &str) -> TempProject {
     TempProject::new(&config, &[("events", EVENTS_SCHEMA)])
 }
 
-fn send_all(p: &TempProject, stream: &str) {
-    let out = Command::new(tributary_bin())
-        .current_dir(p.path())
-        .args([
-            "send",
-            "--stream",
-            stream,
-            "--partition-key",
-            "event_id",
-            "data",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "send: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kinesis_four_shards_survive_twenty_kills_exactly_once() {
     let stream = unique("crash");
@@ -150,7 +130,7 @@ async fn kinesis_four_shards_survive_twenty_kills_exactly_once() {
     let m = p.gen_events(50_000, 4, 0.01, 63);
     let (want, bad) = sent(&p);
     assert_eq!(bad, bad_lines(&m));
-    send_all(&p, &stream);
+    tributary_tests::aws::send(&p, &stream, &["data"]);
     // Each restart waits out the killed worker's leases (2 s) before it reads.
     let r = kill_repeatedly(
         p.path(),
@@ -193,7 +173,7 @@ async fn sigterm_stops_a_stream_cleanly_and_the_next_run_continues() {
     let p = kinesis_project(&stream);
     p.gen_events(20_000, 2, 0.0, 64);
     let (want, _) = sent(&p);
-    send_all(&p, &stream);
+    tributary_tests::aws::send(&p, &stream, &["data"]);
     // No --idle-exit: a stream pipeline runs until it is told to stop.
     let mut child = Command::new(tributary_bin())
         .args(["--no-progress", "run"])
