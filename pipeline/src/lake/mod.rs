@@ -122,6 +122,14 @@ impl Lake {
         }
     }
 
+    /// The lake's folder, for a local lake.
+    pub fn local_root(&self) -> Option<&std::path::Path> {
+        match &self.location {
+            Location::Local(root) => Some(root),
+            Location::S3 { .. } => None,
+        }
+    }
+
     /// The lake's own bookkeeping area `<lake>/_tributary/<area>/` (leases, query history,
     /// query results), as a store and the path prefix within it.
     pub fn meta_store(&self, area: &str) -> Result<(Arc<dyn ObjectStore>, ObjectPath)> {

@@ -51,6 +51,8 @@ pub async fn ingest(p: &Pipeline, lake: &Lake, stop: Arc<AtomicBool>) -> Result<
         });
     };
     let staging = Staging::open(lake, &p.name)?;
+    // This process is the only writer of raw/ now (it holds the lease).
+    staging.sweep_partial("raw", Duration::ZERO);
     staging.set_done(None).await?;
     let (files, opener, poll) = crate::runtime::setup::list_inputs(p, None).await?;
     // What is staged was read already. The order matters, as transform and sink may be

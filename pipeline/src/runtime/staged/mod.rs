@@ -187,6 +187,8 @@ impl StageLease {
 pub struct Staging {
     store: Arc<dyn ObjectStore>,
     root: ObjectPath,
+    /// The staging folder of a local lake (where killed writes leave partial files).
+    local: Option<std::path::PathBuf>,
 }
 
 /// Written by ingest when its input is read to the end: `{"last_seq": N}`.
@@ -195,7 +197,50 @@ const DONE: &str = "ingest.done";
 impl Staging {
     pub fn open(lake: &Lake, pipeline: &str) -> Result<Self> {
         let (store, root) = lake.meta_store(&format!("staging/{pipeline}"))?;
-        Ok(Self { store, root })
+        let local = lake
+            .local_root()
+            .map(|r| r.join("_tributary/staging").join(pipeline));
+        Ok(Self { store, root, local })
+    }
+
+    /// Removes the partial files that writes killed mid-put leave in a local lake's `dir`
+    /// (`<name>#<digits>`: object_store writes there, then links into place; listings skip
+    /// them, so nothing reads them, but they would pile up), if at least `min_age` old. Only
+    /// a stage that is the sole writer of `dir` may pass zero. S3 puts leave nothing.
+    pub fn sweep_partial(&self, dir: &str, min_age: std::time::Duration) -> usize {
+        let Some(root) = &self.local else {
+            return 0;
+        };
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let partial =
+                name.to_str()
+                    .and_then(|n| n.rsplit_once('#'))
+                    .is_some_and(|(_, suffix)| {
+                        !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit())
+                    });
+            let old_enough = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= min_age);
+            if partial && old_enough && std::fs::remove_file(e.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            tracing::info!(
+                dir,
+                removed,
+                "removed partial staging files left by killed writes"
+            );
+        }
+        removed
     }
 
     fn path(&self, dir: &str, name: &str) -> ObjectPath {
@@ -323,6 +368,37 @@ mod tests {
     use super::*;
     use arrow::array::{BinaryArray, Int64Array};
     use arrow::datatypes::{DataType, Field, Schema};
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn partial_files_of_killed_writes_are_swept_and_never_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("staging");
+        std::fs::create_dir_all(root.join("raw")).unwrap();
+        let fs = object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap();
+        let staging = Staging {
+            store: Arc::new(fs),
+            root: ObjectPath::from("staging"),
+            local: Some(root.clone()),
+        };
+        assert!(
+            staging
+                .create(&staging.raw_path(1), b"x".to_vec())
+                .await
+                .unwrap()
+        );
+        let partial = root.join("raw").join(format!("{:020}.arrow#3", 2));
+        std::fs::write(&partial, b"half").unwrap();
+        std::fs::write(root.join("raw/notes#draft"), b"kept").unwrap();
+        assert_eq!(staging.list("raw").await.unwrap().len(), 1);
+        // Too young for a one-hour minimum age: a live write's, perhaps.
+        assert_eq!(staging.sweep_partial("raw", Duration::from_secs(3600)), 0);
+        assert_eq!(staging.sweep_partial("raw", Duration::ZERO), 1);
+        assert!(!partial.exists());
+        assert!(root.join("raw/notes#draft").exists());
+        assert_eq!(staging.list("raw").await.unwrap().len(), 1);
+        assert_eq!(staging.sweep_partial("out", Duration::ZERO), 0);
+    }
 
     #[test]
     fn segments_round_trip_with_their_metadata() {

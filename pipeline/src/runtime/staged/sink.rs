@@ -127,6 +127,9 @@ pub async fn sink(
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+    // Partial files of transforms killed mid-put; a live transform's put takes far less
+    // than this, and removing its file would only fail that put.
+    staging.sweep_partial("out", Duration::from_secs(10));
     lease.release().await?;
     summary.elapsed = started.elapsed();
     Ok(summary)

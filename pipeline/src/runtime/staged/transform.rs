@@ -99,7 +99,9 @@ pub async fn transform(p: &Pipeline, lake: &Lake, opts: &TransformOptions) -> Re
         }
         peak = peak.max(pool.workers.load(Ordering::Relaxed));
         if raw.is_empty() && lock(&pool.claimed).is_empty() {
-            if staging.done().await?.is_some() {
+            // Done is read before a second listing: a last segment staged between the first
+            // listing and ingest's done mark is then seen, not left behind.
+            if staging.done().await?.is_some() && staging.list("raw").await?.is_empty() {
                 break;
             }
             if let Some(idle) = opts.idle_exit
