@@ -28,7 +28,7 @@ pub(super) async fn run_stage(
     let idle = idle_exit.map(|s| std::time::Duration::from_secs_f64(s.max(0.0)));
     let stop = stop_on_ctrl_c();
     let summary = match stage {
-        StageKind::Ingest => staged::ingest(p, &lake, stop).await?,
+        StageKind::Ingest => staged::ingest(p, &lake, stop, None).await?,
         StageKind::Transform => {
             let min = min_workers.unwrap_or(p.transform_workers.0);
             let opts = staged::TransformOptions {

@@ -19,6 +19,8 @@ pub struct LambdaSettings {
     pub bisect_on_error: bool,
     pub max_retry_attempts: i32,
     pub max_record_age_secs: i32,
+    /// Deploy the pipeline's stages as three functions (S3 sources).
+    pub split_stages: bool,
 }
 
 impl Default for LambdaSettings {
@@ -34,6 +36,7 @@ impl Default for LambdaSettings {
             bisect_on_error: true,
             max_retry_attempts: 10,
             max_record_age_secs: 86_400,
+            split_stages: false,
         }
     }
 }
@@ -104,6 +107,9 @@ pub fn resolve(
                         .with_hint("x86_64 or arm64"),
                 ),
             }
+        }
+        if let Some(v) = &raw.split_stages {
+            s.split_stages = *v.get_ref();
         }
         if let Some(b) = raw.bisect_on_error {
             s.bisect_on_error = b;

@@ -433,6 +433,21 @@ async fn validate_pipeline(
             None
         }
     };
+    // Split stages hand work over through the lake's staging area on notifications of its
+    // bucket: for S3 sources only (a project-wide default leaves the others whole).
+    let mut lambda = lambda;
+    if lambda.split_stages && !matches!(source, Some(SourceKind::S3(_)) | None) {
+        match &p.lambda.split_stages {
+            Some(v) => diags.push(
+                file.error(
+                    v.span(),
+                    "split_stages deploys the ingest, transform and sink stages as functions, which only S3-source pipelines can be",
+                )
+                .with_hint("file sources run where their files are, and Kinesis pipelines scale per shard already (one invocation per shard batch); remove split_stages here"),
+            ),
+            None => lambda.split_stages = false,
+        }
+    }
     if *p.batch_size.get_ref() == 0 || *p.batch_size.get_ref() > 1 << 20 {
         diags.push(file.error(
             p.batch_size.span(),

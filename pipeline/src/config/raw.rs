@@ -276,6 +276,9 @@ pub struct RawLambda {
     pub bisect_on_error: Option<bool>,
     pub max_retry_attempts: Option<Spanned<i32>>,
     pub max_record_age_secs: Option<Spanned<i32>>,
+    /// S3-source pipelines: deploy the ingest, transform and sink stages as three functions
+    /// (each scaled on its own) instead of one.
+    pub split_stages: Option<Spanned<bool>>,
 }
 
 fn default_on_bad_record() -> Spanned<String> {

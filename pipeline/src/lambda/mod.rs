@@ -7,6 +7,7 @@ mod kinesis;
 mod query;
 mod runtime;
 mod s3;
+mod stages;
 
 pub use runtime::serve;
 

@@ -1,5 +1,6 @@
 //! S3 ObjectCreated notifications → the pipelines whose S3 source covers the objects, reading
-//! just those objects. Positions are per object and ETag (`s3://bucket/key#etag`), so a
+//! just those objects (or staging them, for split stages; notifications of staged segments
+//! go to their stage, `stages.rs`). Positions are per object and ETag (`s3://bucket/key#etag`), so a
 //! repeated notification for the same object version adds nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -75,7 +76,12 @@ pub async fn handle(config: &Config, lake: &Lake, event: &Value) -> Result<Value
     objects(event, &mut objs)?;
     let mut per_pipeline: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut ignored = Vec::new();
+    let mut segments = Vec::new();
     for (bucket, key) in objs {
+        if let Some(s) = super::stages::segment_key(&config.project.lake, &bucket, &key) {
+            segments.push(s);
+            continue;
+        }
         let p = config.pipelines.iter().find(|p| {
             matches!(&p.source, SourceKind::S3(s) if s.bucket == bucket && key.starts_with(&s.prefix))
         });
@@ -92,6 +98,10 @@ pub async fn handle(config: &Config, lake: &Lake, event: &Value) -> Result<Value
     let mut runs = Vec::new();
     for (name, keys) in per_pipeline {
         let p = config.pipeline(&name).map_err(Error::Usage)?;
+        if p.lambda.split_stages {
+            runs.push(super::stages::ingest(p, lake, &keys).await?);
+            continue;
+        }
         let opts = RunOptions {
             only_objects: Some(keys.clone()),
             ..Default::default()
@@ -105,6 +115,7 @@ pub async fn handle(config: &Config, lake: &Lake, event: &Value) -> Result<Value
             "dead_lettered": s.dead_lettered,
         }));
     }
+    runs.extend(super::stages::handle_segments(config, lake, segments).await?);
     Ok(json!({"runs": runs, "ignored": ignored}))
 }
 

@@ -17,12 +17,7 @@ pub(super) async fn open_sinks(
     lake: &Lake,
     shards: usize,
 ) -> Result<(TableSink, Option<TableSink>)> {
-    let settings = WriterSettings {
-        target_file_bytes: p.sink.target_file_bytes,
-        max_file_rows: p.sink.max_file_rows,
-        row_group_rows: p.sink.row_group_rows,
-        zstd_level: p.sink.zstd_level,
-    };
+    let settings = writer_settings(p);
     let main = TableSink::new(&p.table.name, open_table(p, lake).await?, &settings, shards)?;
     let dlq = match p.on_bad_record {
         BadRecordPolicy::Dlq => {
@@ -39,6 +34,25 @@ pub(super) async fn open_sinks(
         _ => None,
     };
     Ok((main, dlq))
+}
+
+fn writer_settings(p: &Pipeline) -> WriterSettings {
+    WriterSettings {
+        target_file_bytes: p.sink.target_file_bytes,
+        max_file_rows: p.sink.max_file_rows,
+        row_group_rows: p.sink.row_group_rows,
+        zstd_level: p.sink.zstd_level,
+    }
+}
+
+/// The table's sink alone (a stage that needs its layout, not its DLQ).
+pub(super) async fn open_main(p: &Pipeline, lake: &Lake) -> Result<TableSink> {
+    TableSink::new(
+        &p.table.name,
+        open_table(p, lake).await?,
+        &writer_settings(p),
+        1,
+    )
 }
 
 /// The pipeline's table (created from its schema if missing).

@@ -41,6 +41,14 @@ max_retry_attempts = 5
 [pipelines.files]
 table = "file_events"
 source = { type = "s3", url = "s3://in-bucket/incoming/" }
+
+[pipelines.clicks]
+table = "clicks"
+source = { type = "s3", url = "s3://click-bucket/raw/" }
+[pipelines.clicks.lambda]
+split_stages = true
+[pipelines.clicks.stages.transform]
+max_workers = 12
 "#;
     let p = TempProject::new(
         config,
@@ -52,6 +60,10 @@ source = { type = "s3", url = "s3://in-bucket/incoming/" }
             (
                 "file_events",
                 &EVENTS_SCHEMA.replace("name = \"events\"", "name = \"file_events\""),
+            ),
+            (
+                "clicks",
+                &EVENTS_SCHEMA.replace("name = \"events\"", "name = \"clicks\""),
             ),
         ],
     );
@@ -84,7 +96,7 @@ source = { type = "s3", url = "s3://in-bucket/incoming/" }
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(
-        String::from_utf8_lossy(&o.stdout).contains("(5 functions)"),
+        String::from_utf8_lossy(&o.stdout).contains("(8 functions)"),
         "{}",
         String::from_utf8_lossy(&o.stdout)
     );
@@ -148,6 +160,44 @@ source = { type = "s3", url = "s3://in-bucket/incoming/" }
     assert!(files.contains("in-bucket/incoming/*"), "{files}");
     assert!(files.contains("lake-bucket/lake/file_events/*"), "{files}");
     assert!(!files.contains("stream/"), "{files}");
+    // The split pipeline: three functions, each on its own queue, each role only its part.
+    let ingest = text("PipelineClicksIngest");
+    assert!(ingest.contains("click-bucket/raw/*"), "{ingest}");
+    assert!(
+        ingest.contains("lake-bucket/lake/_tributary/staging/clicks/*"),
+        "{ingest}"
+    );
+    assert!(!ingest.contains("clicks_dlq"), "{ingest}");
+    let transform = text("PipelineClicksTransform");
+    assert!(!transform.contains("click-bucket"), "{transform}");
+    let puts: Vec<Value> = statements(&t, "PipelineClicksTransform")
+        .iter()
+        .filter(|s| s.to_string().contains("s3:PutObject"))
+        .cloned()
+        .collect();
+    assert_eq!(puts.len(), 1);
+    // It writes its segments only, never the table.
+    assert!(
+        !puts[0]["Resource"].to_string().contains("lake/clicks/*"),
+        "{puts:?}"
+    );
+    let sink = text("PipelineClicksSink");
+    assert!(sink.contains("lake-bucket/lake/clicks_dlq/*"), "{sink}");
+    assert!(!sink.contains("click-bucket"), "{sink}");
+    let scaling = |f: &str| {
+        t["Resources"][format!("PipelineClicks{f}Function")]["Properties"]["Events"]
+            ["Notifications"]["Properties"]["ScalingConfig"]["MaximumConcurrency"]
+            .clone()
+    };
+    assert_eq!(scaling("Transform"), 12);
+    assert_eq!(scaling("Sink"), 2);
+    assert_eq!(scaling("Ingest"), 2);
+    let setup = t["Outputs"]["PipelineClicksStagingNotificationSetup"]["Value"].to_string();
+    assert!(
+        setup.contains("lake/_tributary/staging/clicks/raw/")
+            && setup.contains("lake/_tributary/staging/clicks/out/"),
+        "{setup}"
+    );
     // The job reads what its SQL names, writes its target, its dependent's, the run history.
     let daily = text("JobDaily");
     assert!(daily.contains("lake-bucket/lake/orders/*"), "{daily}");

@@ -314,3 +314,125 @@ fn query_requests_go_through_the_http_api() {
     );
     assert_eq!(v["statusCode"], 403);
 }
+
+/// Keys of the staged segments of pipeline `events` in `dir` (`raw` or `out`).
+async fn staged_keys(store: &dyn object_store::ObjectStore, dir: &str) -> Vec<String> {
+    use futures::TryStreamExt;
+    let prefix = object_store::path::Path::from(format!("lake/_tributary/staging/events/{dir}"));
+    let mut keys: Vec<String> = store
+        .list(Some(&prefix))
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.location.to_string())
+        .filter(|k| k.ends_with(".arrow"))
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// S3 notifications for `keys`, in one SQS message each, as a queue batch delivers them.
+fn sqs_batch(bucket: &str, keys: &[String]) -> Value {
+    let records: Vec<Value> = keys
+        .iter()
+        .map(|k| json!({"eventSource": "aws:sqs", "body": s3_event(bucket, k).to_string()}))
+        .collect();
+    json!({ "Records": records })
+}
+
+/// `split_stages`: the ingest, transform and sink functions, each started by its own
+/// notifications, deliver every record once — through repeated deliveries, and segments
+/// arriving at the sink out of order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_stage_functions_deliver_exactly_once() {
+    let bucket = unique("stages");
+    create_bucket(&bucket);
+    let config = format!(
+        "[project]\nlake = \"s3://{bucket}/lake\"\n\n{}\n[pipelines.events]\ntable = \"events\"\nbatch_size = 300\nsource = {{ type = \"s3\", url = \"s3://{bucket}/in/\" }}\n[pipelines.events.lambda]\nsplit_stages = true\n",
+        storage_toml()
+    );
+    let p = TempProject::new(&config, &[("events", EVENTS_SCHEMA)]);
+    p.gen_events(3000, 3, 0.02, 93);
+    let (want, bad) = tributary_tests::sent(&p);
+    let store = tributary_connectors::aws::s3_store(&bucket, &tributary_tests::aws::settings())
+        .await
+        .unwrap();
+    let keys = ["in/a.ndjson", "in/b.ndjson", "in/c.ndjson"];
+    for (f, k) in ndjson_files(&p.data_dir()).iter().zip(keys) {
+        object_store::ObjectStoreExt::put(
+            store.as_ref(),
+            &object_store::path::Path::from(k),
+            std::fs::read(f).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    }
+    let ok = |o: &Output| assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // Ingest function: two objects in one queue batch are staged, not written.
+    let (o, v) = invoke(&p, &sqs_batch(&bucket, &[keys[0].into(), keys[1].into()]));
+    ok(&o);
+    assert_eq!(v["runs"][0]["stage"], "ingest", "{v}");
+    let raw = staged_keys(store.as_ref(), "raw").await;
+    assert!(raw.len() >= 6, "{raw:?}");
+    assert_eq!(v["runs"][0]["segments"], raw.len(), "{v}");
+
+    // Transform functions: the later half first, then the earlier; one batch delivered twice.
+    let (first, second) = raw.split_at(raw.len() / 2);
+    for batch in [second, first, second] {
+        let (o, v) = invoke(&p, &sqs_batch(&bucket, batch));
+        ok(&o);
+        assert_eq!(v["runs"][0]["stage"], "transform", "{v}");
+    }
+    assert!(staged_keys(store.as_ref(), "raw").await.is_empty());
+    // Each segment's rows, and its dead letters beside it (their notifications are ignored).
+    let out = staged_keys(store.as_ref(), "out").await;
+    let dead = out.iter().filter(|k| k.ends_with(".dlq.arrow")).count();
+    assert!(dead > 0);
+    assert_eq!(out.len() - dead, raw.len());
+
+    // Sink function, told of the last segment only: it commits every ready one, in order.
+    let last = out
+        .iter()
+        .rfind(|k| !k.ends_with(".dlq.arrow"))
+        .cloned()
+        .unwrap();
+    let early: Vec<String> = out.iter().filter(|k| **k != last).cloned().collect();
+    let (o, v) = invoke(&p, &sqs_batch(&bucket, &[last]));
+    ok(&o);
+    assert_eq!(v["runs"][0]["stage"], "sink", "{v}");
+    let committed = v["runs"][0]["segments"].as_u64().unwrap();
+    assert_eq!(committed as usize, raw.len(), "{v}");
+    let (o, v) = invoke(&p, &sqs_batch(&bucket, &early));
+    ok(&o);
+    assert_eq!(
+        v["runs"][0]["segments"], 0,
+        "a repeated delivery adds nothing: {v}"
+    );
+    assert!(staged_keys(store.as_ref(), "out").await.is_empty());
+
+    // The third object, through all three functions; then every notification again.
+    let (o, _) = invoke(&p, &s3_event(&bucket, keys[2]));
+    ok(&o);
+    let raw2 = staged_keys(store.as_ref(), "raw").await;
+    assert!(!raw2.is_empty());
+    ok(&invoke(&p, &sqs_batch(&bucket, &raw2)).0);
+    let out2 = staged_keys(store.as_ref(), "out").await;
+    ok(&invoke(&p, &sqs_batch(&bucket, &out2)).0);
+    let (o, v) = invoke(&p, &sqs_batch(&bucket, &keys.map(String::from)));
+    ok(&o);
+    assert_eq!(
+        v["runs"][0]["segments"], 0,
+        "re-ingesting read objects: {v}"
+    );
+    let everything: Vec<String> = raw
+        .iter()
+        .chain(&out)
+        .chain(&raw2)
+        .chain(&out2)
+        .cloned()
+        .collect();
+    ok(&invoke(&p, &sqs_batch(&bucket, &everything)).0);
+    tributary_tests::assert_exactly_once(&p, &want, Some(bad)).await;
+}

@@ -174,6 +174,17 @@ fn stages_refuse_bad_settings_a_stream_source_and_no_pipeline() {
         err.contains("max_workers (1) is below min_workers (2)"),
         "{err}"
     );
+    // Split stage functions need an S3 source (their hand-over runs on bucket notifications).
+    let p = TempProject::events("[pipelines.events.lambda]\nsplit_stages = true\n");
+    let o = Command::new(tributary_bin())
+        .current_dir(p.path())
+        .args(["validate"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("tributary.toml:8:16"), "{err}");
+    assert!(err.contains("only S3-source pipelines"), "{err}");
     let p = TempProject::events("");
     let o = Command::new(tributary_bin())
         .current_dir(p.path())

@@ -41,8 +41,14 @@ pub(super) fn raw_records(batches: &[RecordBatch]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Reads the pipeline's input from where the table and the staged segments leave off.
-pub async fn ingest(p: &Pipeline, lake: &Lake, stop: Arc<AtomicBool>) -> Result<StageSummary> {
+/// Reads the pipeline's input from where the table and the staged segments leave off;
+/// `only`: just these S3 object keys (an ingest function's notification), not the whole prefix.
+pub async fn ingest(
+    p: &Pipeline,
+    lake: &Lake,
+    stop: Arc<AtomicBool>,
+    only: Option<&std::collections::BTreeSet<String>>,
+) -> Result<StageSummary> {
     let started = Instant::now();
     let Some(mut lease) = StageLease::acquire(lake, &p.name, "ingest", &stop).await? else {
         return Ok(StageSummary {
@@ -54,7 +60,7 @@ pub async fn ingest(p: &Pipeline, lake: &Lake, stop: Arc<AtomicBool>) -> Result<
     // This process is the only writer of raw/ now (it holds the lease).
     staging.sweep_partial("raw", Duration::ZERO);
     staging.set_done(None).await?;
-    let (files, opener, poll) = crate::runtime::setup::list_inputs(p, None).await?;
+    let (files, opener, poll) = crate::runtime::setup::list_inputs(p, only).await?;
     // What is staged was read already. The order matters, as transform and sink may be
     // running: list raw, then out (a segment moving between them is then seen in one), read
     // each segment's end (from out if it has moved), and only then read the table. A segment

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 pub use ingest::ingest;
 pub use sink::sink;
-pub use transform::{TransformOptions, transform};
+pub use transform::{TransformOptions, transform, transform_segments};
 
 use crate::error::{Error, Result};
 use crate::lake::Lake;

@@ -98,7 +98,9 @@ pub async fn sink(
             && (stopping
                 || caught_up
                 || main.buffered_rows() >= p.sink.flush_rows
-                || last_flush.elapsed() >= p.sink.flush_interval)
+                || last_flush.elapsed() >= p.sink.flush_interval
+                // Exiting when idle (a sink function): what is in hand is committed first.
+                || idle_exit.is_some_and(|i| !progressed && last_arrival.elapsed() >= i))
         {
             flush(
                 p,

@@ -129,6 +129,41 @@ pub async fn transform(p: &Pipeline, lake: &Lake, opts: &TransformOptions) -> Re
     })
 }
 
+/// Transforms just these raw segments, one after another (a transform function's
+/// notification: Lambda runs as many invocations at once as the backlog needs). A segment
+/// already transformed — a repeated notification — is skipped.
+pub async fn transform_segments(p: &Pipeline, lake: &Lake, seqs: &[u64]) -> Result<StageSummary> {
+    let started = Instant::now();
+    let staging = Staging::open(lake, &p.name)?;
+    // The table's layout only: a transform function may read the table, not write it.
+    let main = crate::runtime::setup::open_main(p, lake).await?;
+    let stage = Arc::new(crate::runtime::setup::build_stage(p, &main));
+    drop(main);
+    let pool = Pool::default();
+    for &seq in seqs {
+        one(
+            &p.name,
+            p.on_bad_record,
+            &staging,
+            &stage,
+            &pool,
+            seq,
+            &staging.raw_path(seq),
+        )
+        .await?;
+    }
+    Ok(StageSummary {
+        stage: "transform",
+        segments: pool.segments.load(Ordering::Relaxed),
+        records: pool.records.load(Ordering::Relaxed),
+        bytes: pool.bytes.load(Ordering::Relaxed),
+        dead_lettered: pool.dead.load(Ordering::Relaxed),
+        commits: 0,
+        max_workers: 0,
+        elapsed: started.elapsed(),
+    })
+}
+
 /// Lets the workers finish what they hold (the queue is left alone or was cleared).
 async fn wait_idle(pool: &Pool) {
     lock(&pool.queue).clear();

@@ -5,6 +5,8 @@
 //! queue, S3 notifications through an SQS queue, and EventBridge Scheduler schedules.
 //! Roles are explicit so that SAM adds no managed policies with `*` resources.
 
+mod stages;
+
 use serde_json::{Map, Value, json};
 use tributary_connectors::SourceKind;
 use tributary_connectors::aws::parse_s3_url;
@@ -158,6 +160,56 @@ fn function(
     );
 }
 
+/// An SQS queue (with its own dead-letter queue) that `bucket`'s notifications go to, and
+/// the statement letting a function consume it. The bucket lives outside the stack: an
+/// output gives the command that points its notifications here.
+fn notification_queue(
+    resources: &mut Map<String, Value>,
+    queue_id: &str,
+    bucket: &str,
+    timeout_secs: u32,
+) -> Value {
+    resources.insert(
+        format!("{queue_id}Dlq"),
+        json!({"Type": "AWS::SQS::Queue",
+        "Properties": {"MessageRetentionPeriod": 1_209_600}}),
+    );
+    resources.insert(
+        queue_id.to_string(),
+        json!({"Type": "AWS::SQS::Queue",
+        "Properties": {
+            // Six times the function timeout, as Lambda recommends for SQS sources.
+            "VisibilityTimeout": (timeout_secs * 6).min(43_200),
+            "RedrivePolicy": {"deadLetterTargetArn":
+                {"Fn::GetAtt": [format!("{queue_id}Dlq"), "Arn"]}, "maxReceiveCount": 5}}}),
+    );
+    let bucket_arn = format!("arn:${{AWS::Partition}}:s3:::{bucket}");
+    resources.insert(format!("{queue_id}Policy"), json!({"Type": "AWS::SQS::QueuePolicy",
+        "Properties": {"Queues": [{"Ref": queue_id}],
+            "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": {"Fn::GetAtt": [queue_id, "Arn"]},
+                "Condition": {"ArnEquals": {"aws:SourceArn": sub(bucket_arn)},
+                              "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}}]}}}));
+    json!({"Sid": format!("Receive{queue_id}"), "Effect": "Allow",
+        "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+        "Resource": {"Fn::GetAtt": [queue_id, "Arn"]}})
+}
+
+/// The command that sends `bucket`'s ObjectCreated events under each prefix to its queue
+/// (one call: it replaces the bucket's whole notification configuration).
+fn notification_setup(bucket: &str, routes: &[(&str, &str)]) -> Value {
+    let configs: Vec<String> = routes
+        .iter()
+        .map(|(prefix, queue_id)| format!("{{\"QueueArn\":\"${{{queue_id}.Arn}}\",\"Events\":[\"s3:ObjectCreated:*\"],\"Filter\":{{\"Key\":{{\"FilterRules\":[{{\"Name\":\"prefix\",\"Value\":\"{prefix}\"}}]}}}}}}"))
+        .collect();
+    sub(format!(
+        "aws s3api put-bucket-notification-configuration --bucket {bucket} --notification-configuration '{{\"QueueConfigurations\":[{}]}}'",
+        configs.join(",")
+    ))
+}
+
 pub fn sam_template(config: &Config, opts: &SamOptions) -> Result<Value> {
     let (bucket, prefix) = parse_s3_url(&config.project.lake).ok_or_else(|| {
         Error::Usage(format!(
@@ -227,6 +279,15 @@ pub fn sam_template(config: &Config, opts: &SamOptions) -> Result<Value> {
                     json!({}),
                 );
             }
+            SourceKind::S3(s) if l.split_stages => stages::split_pipeline(
+                &mut resources,
+                &mut outputs,
+                p,
+                s,
+                &bucket,
+                &prefix,
+                &opts.code_uri,
+            ),
             SourceKind::S3(s) => {
                 let src_prefix = s.prefix.trim_end_matches('/');
                 let objects = if src_prefix.is_empty() {
@@ -236,29 +297,12 @@ pub fn sam_template(config: &Config, opts: &SamOptions) -> Result<Value> {
                 };
                 st.push(json!({"Sid": "ReadSourceObjects", "Effect": "Allow",
                     "Action": ["s3:GetObject"], "Resource": sub(objects)}));
-                st.push(json!({"Sid": "ReceiveNotifications", "Effect": "Allow",
-                    "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
-                    "Resource": {"Fn::GetAtt": [format!("{id}Notifications"), "Arn"]}}));
-                resources.insert(
-                    format!("{id}NotificationsDlq"),
-                    json!({"Type": "AWS::SQS::Queue",
-                    "Properties": {"MessageRetentionPeriod": 1_209_600}}),
-                );
-                resources.insert(format!("{id}Notifications"), json!({"Type": "AWS::SQS::Queue",
-                    "Properties": {
-                        // Six times the function timeout, as Lambda recommends for SQS sources.
-                        "VisibilityTimeout": (l.timeout_secs * 6).min(43_200),
-                        "RedrivePolicy": {"deadLetterTargetArn":
-                            {"Fn::GetAtt": [format!("{id}NotificationsDlq"), "Arn"]}, "maxReceiveCount": 5}}}));
-                let bucket_arn = format!("arn:${{AWS::Partition}}:s3:::{}", s.bucket);
-                resources.insert(format!("{id}NotificationsPolicy"), json!({"Type": "AWS::SQS::QueuePolicy",
-                    "Properties": {"Queues": [{"Ref": format!("{id}Notifications")}],
-                        "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
-                            "Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"},
-                            "Action": "sqs:SendMessage",
-                            "Resource": {"Fn::GetAtt": [format!("{id}Notifications"), "Arn"]},
-                            "Condition": {"ArnEquals": {"aws:SourceArn": sub(bucket_arn)},
-                                          "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}}]}}}));
+                st.push(notification_queue(
+                    &mut resources,
+                    &format!("{id}Notifications"),
+                    &s.bucket,
+                    l.timeout_secs,
+                ));
                 let events = json!({"Notifications": {"Type": "SQS", "Properties": {
                     "Queue": {"Fn::GetAtt": [format!("{id}Notifications"), "Arn"]}, "BatchSize": 10}}});
                 function(
@@ -275,7 +319,7 @@ pub fn sam_template(config: &Config, opts: &SamOptions) -> Result<Value> {
                 );
                 outputs.insert(format!("{id}NotificationSetup"), json!({
                     "Description": format!("Send {}'s ObjectCreated events under `{src_prefix}` to the pipeline's queue (the bucket lives outside this stack)", s.bucket),
-                    "Value": sub(format!("aws s3api put-bucket-notification-configuration --bucket {} --notification-configuration '{{\"QueueConfigurations\":[{{\"QueueArn\":\"${{{id}Notifications.Arn}}\",\"Events\":[\"s3:ObjectCreated:*\"],\"Filter\":{{\"Key\":{{\"FilterRules\":[{{\"Name\":\"prefix\",\"Value\":\"{src_prefix}\"}}]}}}}}}]}}'", s.bucket))
+                    "Value": notification_setup(&s.bucket, &[(src_prefix, &format!("{id}Notifications"))])
                 }));
             }
             // Files live on one machine: nothing to deploy.
