@@ -36,6 +36,19 @@ with flight_sql.connect(uri, db_kwargs=auth) as conn:
             "SELECT count(*) FROM events e CROSS JOIN UNNEST(e.items) AS t(item)"
         )
         out["items"] = cur.fetchone()[0]
+        # Parameters: ADBC prepares the statement, binds the row (DoPut), executes.
+        cur.execute("SELECT customer_id, country FROM events ORDER BY event_id LIMIT 1")
+        customer, country = cur.fetchone()
+        out["customer"], out["country"] = customer, country
+        cur.execute("SELECT count(*) FROM events WHERE customer_id = ?", parameters=(customer,))
+        out["by_customer"] = cur.fetchone()[0]
+        sql = "SELECT count(*) FROM events WHERE country = ? AND total_amount > ? AND status <> 'what?'"
+        out["by_country"] = []
+        for threshold in (10.0, 100.0):
+            cur.execute(sql, parameters=(country, threshold))
+            out["by_country"].append(cur.fetchone()[0])
+        schema = cur.adbc_prepare("SELECT event_id FROM events WHERE customer_id = ? AND country = ?")
+        out["param_types"] = [str(f.type) for f in schema] if schema is not None else None
         try:
             cur.execute("DROP TABLE events")
             cur.fetchall()

@@ -2,6 +2,7 @@
 //! session (partition pruning and file statistics via the Delta table provider).
 
 mod athena;
+mod params;
 mod scan;
 mod travel;
 mod unnest;
@@ -52,6 +53,21 @@ pub enum OutputFormat {
     Json,
     /// A Parquet file (needs --output).
     Parquet,
+}
+
+/// Only queries: no DDL, DML or other statements (SET, PREPARE …).
+fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+/// A planned query, not run.
+pub struct Prepared {
+    pub schema: SchemaRef,
+    /// Placeholder name (`$1` …) and the type its use implies (`None`: any).
+    pub params: Vec<(String, Option<arrow::datatypes::DataType>)>,
 }
 
 /// A query's answer.
@@ -195,21 +211,61 @@ impl QueryEngine {
 
     /// Runs a read-only statement (queries, EXPLAIN, SHOW, DESCRIBE).
     pub async fn sql(&self, sql: &str) -> Result<QueryResult> {
-        let options = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
+        self.sql_with_params(sql, None).await
+    }
+
+    /// Plans `sql` without running it (a prepared statement): its result schema, and its
+    /// parameters (`?` or `$n`) as `$1, $2, …` with the types inferred from their use.
+    pub async fn prepare(&self, sql: &str) -> Result<Prepared> {
+        let shown = self.show_partitions(sql)?;
+        let rewritten = shown.or_else(|| unnest::rewrite(sql));
+        let sql = rewritten.as_deref().unwrap_or(sql);
+        let numbered = params::number_placeholders(sql);
+        let sql = numbered.as_deref().unwrap_or(sql);
+        let df = self
+            .ctx
+            .sql_with_options(sql, read_only())
+            .await
+            .map_err(|e| self.explain(e))?;
+        let mut params: Vec<(String, Option<arrow::datatypes::DataType>)> = df
+            .logical_plan()
+            .get_parameter_types()
+            .map_err(|e| self.explain(e))?
+            .into_iter()
+            .collect();
+        // `$10` after `$9`.
+        params.sort_by_key(|(name, _)| name.trim_start_matches('$').parse::<u32>().unwrap_or(0));
+        Ok(Prepared {
+            schema: Arc::new(df.schema().as_arrow().clone()),
+            params,
+        })
+    }
+
+    /// Runs `sql` with `params` bound to its placeholders (`?` in order, or `$n`).
+    pub async fn sql_with_params(
+        &self,
+        sql: &str,
+        params: Option<Vec<datafusion::scalar::ScalarValue>>,
+    ) -> Result<QueryResult> {
+        let options = read_only();
         let started = std::time::Instant::now();
         let shown = self.show_partitions(sql)?;
         let rewritten = shown.or_else(|| unnest::rewrite(sql));
         let sql = rewritten.as_deref().unwrap_or(sql);
+        let numbered = params
+            .as_ref()
+            .and_then(|_| params::number_placeholders(sql));
+        let sql = numbered.as_deref().unwrap_or(sql);
         self.meter.reset(self.limits.max_bytes_scanned.unwrap_or(0));
         let run = async {
-            let df = self
+            let mut df = self
                 .ctx
                 .sql_with_options(sql, options)
                 .await
                 .map_err(|e| self.explain(e))?;
+            if let Some(values) = params {
+                df = df.with_param_values(values).map_err(|e| self.explain(e))?;
+            }
             let scanned_tables = scanned_tables(df.logical_plan());
             let schema = Arc::new(df.schema().as_arrow().clone());
             let batches = df.collect().await.map_err(|e| self.explain(e))?;

@@ -1,5 +1,6 @@
 //! Arrow Flight SQL over the lake (arrow-flight), so ADBC, JDBC and BI tools connect: queries
-//! (CommandStatementQuery → ticket → DoGet), the catalog (catalogs, schemas, tables with
+//! (CommandStatementQuery → ticket → DoGet), prepared statements with `?` parameters
+//! (`prepared.rs`), the catalog (catalogs, schemas, tables with
 //! their Arrow schemas, table types) and server info. Calls need `authorization: Bearer
 //! <token>` (or a Basic handshake whose password is the token); the same limits apply as
 //! everywhere.
@@ -14,12 +15,17 @@ use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
 use arrow_flight::sql::server::FlightSqlService;
+use arrow_flight::sql::server::PeekableFlightDataStream;
 use arrow_flight::sql::{
-    CommandGetCatalogs, CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTableTypes,
-    CommandGetTables, CommandStatementQuery, ProstMessageExt, SqlInfo, TicketStatementQuery,
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
+    ActionCreatePreparedStatementResult, CommandGetCatalogs, CommandGetDbSchemas,
+    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandPreparedStatementQuery,
+    CommandStatementQuery, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
+    TicketStatementQuery,
 };
 use arrow_flight::{
-    FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, Ticket,
+    Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
+    Ticket,
 };
 use futures::{Stream, TryStreamExt};
 use prost::Message;
@@ -38,6 +44,7 @@ pub struct FlightSql {
     sql_info: SqlInfoData,
     /// Results of planned statements, by handle, until they are fetched.
     results: Mutex<HashMap<String, (SchemaRef, Vec<RecordBatch>)>>,
+    prepared: super::prepared::PreparedStatements,
 }
 
 type DoGetStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send>>;
@@ -56,6 +63,7 @@ impl FlightSql {
             token: Arc::new(token),
             sql_info,
             results: Mutex::new(HashMap::new()),
+            prepared: Default::default(),
         })
     }
 
@@ -81,6 +89,30 @@ impl FlightSql {
         Response::new(Box::pin(stream))
     }
 
+    /// A query's answer as FlightInfo: the results wait under a fresh handle, the ticket,
+    /// until the client's DoGet fetches them.
+    #[allow(clippy::result_large_err)]
+    fn answer(
+        &self,
+        mut r: crate::query::QueryResult,
+        descriptor: FlightDescriptor,
+    ) -> Result<Response<FlightInfo>, Status> {
+        // Dictionary columns (partition values) go out as plain values: every client reads
+        // them, and the schema announced here is the one DoGet sends.
+        (r.schema, r.batches) = undictionary(r.schema, r.batches)?;
+        let handle = uuid::Uuid::new_v4().to_string();
+        let ticket = TicketStatementQuery {
+            statement_handle: handle.clone().into_bytes().into(),
+        };
+        let rows = r.num_rows() as i64;
+        let schema = r.schema.clone();
+        if let Ok(mut m) = self.results.lock() {
+            m.insert(handle, (r.schema, r.batches));
+        }
+        let info = Self::info_for(&schema, ticket.as_any().encode_to_vec(), descriptor)?;
+        Ok(Response::new(info.into_inner().with_total_records(rows)))
+    }
+
     fn info_for(
         schema: &arrow::datatypes::Schema,
         ticket: Vec<u8>,
@@ -96,7 +128,7 @@ impl FlightSql {
     }
 }
 
-fn status(e: crate::error::Error) -> Status {
+pub(super) fn status(e: crate::error::Error) -> Status {
     match e.class() {
         crate::error::ErrorClass::User => Status::invalid_argument(e.to_string()),
         _ => Status::internal(e.to_string()),
@@ -155,25 +187,63 @@ impl FlightSqlService for FlightSql {
         let engine = QueryEngine::open_with(&self.lake, &self.limits)
             .await
             .map_err(status)?;
-        let mut r = engine.sql(&query.query).await.map_err(status)?;
-        // Dictionary columns (partition values) go out as plain values: every client reads
-        // them, and the schema announced here is the one DoGet sends.
-        (r.schema, r.batches) = undictionary(r.schema, r.batches)?;
-        let handle = uuid::Uuid::new_v4().to_string();
-        let ticket = TicketStatementQuery {
-            statement_handle: handle.clone().into_bytes().into(),
-        };
-        let rows = r.num_rows() as i64;
-        let schema = r.schema.clone();
-        if let Ok(mut m) = self.results.lock() {
-            m.insert(handle, (r.schema, r.batches));
-        }
-        let info = Self::info_for(
-            &schema,
-            ticket.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?;
-        Ok(Response::new(info.into_inner().with_total_records(rows)))
+        let r = engine.sql(&query.query).await.map_err(status)?;
+        self.answer(r, request.into_inner())
+    }
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        self.check(&request)?;
+        let engine = QueryEngine::open_with(&self.lake, &self.limits)
+            .await
+            .map_err(status)?;
+        self.prepared
+            .create(&engine, &query.query, |schema| {
+                Ok(undictionary(schema, vec![])?.0.as_ref().clone())
+            })
+            .await
+    }
+
+    async fn do_put_prepared_statement_query(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        self.check(&request)?;
+        let handle = String::from_utf8_lossy(&query.prepared_statement_handle).into_owned();
+        self.prepared.bind(&handle, request.into_inner()).await?;
+        Ok(DoPutPreparedStatementResult {
+            prepared_statement_handle: Some(query.prepared_statement_handle),
+        })
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.check(&request)?;
+        let handle = String::from_utf8_lossy(&query.prepared_statement_handle).into_owned();
+        let (sql, params) = self.prepared.get(&handle)?;
+        let engine = QueryEngine::open_with(&self.lake, &self.limits)
+            .await
+            .map_err(status)?;
+        let r = engine.sql_with_params(&sql, params).await.map_err(status)?;
+        self.answer(r, request.into_inner())
+    }
+
+    async fn do_action_close_prepared_statement(
+        &self,
+        query: ActionClosePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<(), Status> {
+        self.check(&request)?;
+        self.prepared
+            .close(&String::from_utf8_lossy(&query.prepared_statement_handle));
+        Ok(())
     }
 
     async fn do_get_statement(

@@ -7,6 +7,7 @@
 
 pub mod flight;
 mod openapi;
+mod prepared;
 pub mod service;
 
 use std::net::SocketAddr;

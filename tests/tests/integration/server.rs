@@ -341,6 +341,29 @@ async fn flight_sql_through_adbc() {
     let items = p.count("SELECT sum(cardinality(items)) FROM events").await;
     assert_eq!(v["items"], items);
     assert!(v["drop"].as_str().unwrap().contains("read-only"), "{v}");
+    // Prepared statements with bound parameters answer as the literal query does.
+    let by_customer = p
+        .count(&format!(
+            "SELECT count(*) FROM events WHERE customer_id = {}",
+            v["customer"]
+        ))
+        .await;
+    assert!(by_customer >= 1);
+    assert_eq!(v["by_customer"], by_customer, "{v}");
+    for (i, threshold) in ["10.0", "100.0"].iter().enumerate() {
+        let n = p
+            .count(&format!(
+                "SELECT count(*) FROM events WHERE country = '{}' AND total_amount > {threshold}",
+                v["country"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(v["by_country"][i], n, "{v}");
+    }
+    assert!(
+        v["by_country"][0].as_i64() > v["by_country"][1].as_i64(),
+        "{v}"
+    );
+    assert_eq!(v["param_types"], json!(["int64", "string"]), "{v}");
     assert_eq!(v["catalogs"], json!(["tributary"]));
     assert_eq!(v["tables"], json!(["events", "events_dlq"]));
     assert_eq!(v["vendor"], "Tributary");
