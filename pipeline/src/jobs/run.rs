@@ -242,6 +242,25 @@ async fn run_sql(
             ..Default::default()
         });
     }
+    // Appends and overwrites stream the query's output into the writer: an ETL of any size
+    // runs in bounded memory. Partition overwrites and merges need the output's partitions
+    // or keys first, so they collect it (their outputs are rollups and upserts).
+    if target.is_none() || matches!(t.mode, WriteMode::Append | WriteMode::Overwrite) {
+        let table = write_streaming(lake, job, t, target, txns, &engine).await?;
+        details.insert("bytes_scanned".into(), engine.bytes_scanned().into());
+        details.insert("streamed".into(), true.into());
+        let version = table.version().map(|v| v as i64);
+        let (rows, bytes) = match version {
+            Some(v) => inc::commit_additions(&table, v).await?,
+            None => (0, 0),
+        };
+        return Ok(Outcome {
+            rows,
+            bytes,
+            target_version: version,
+            details,
+        });
+    }
     let result = engine.sql(&t.sql).await?;
     details.insert("bytes_scanned".into(), result.bytes_scanned.into());
     let rows = result.num_rows() as u64;
@@ -298,19 +317,7 @@ async fn write_output(
             .with_metadata([("tributary.job".to_string(), serde_json::json!(job))])
     };
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-    for c in &t.partition_by {
-        if schema.field_with_name(c).is_err() {
-            return Err(Error::Usage(format!(
-                "job `{job}`: partition_by column `{c}` is not in the query's output ({})",
-                schema
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
-    }
+    check_partition_columns(job, t, &schema)?;
     let exists = target.is_some();
     let table = match target {
         Some(t) => t,
@@ -378,6 +385,63 @@ async fn write_output(
         }
     };
     Ok(out)
+}
+
+/// Appends (or overwrites) the job's query output as DataFusion produces it, batch by batch,
+/// with `txns` in the same commit; a table that does not exist yet is created with the
+/// query's schema. An empty output commits the bookmarks alone (or, overwriting, empties
+/// the table).
+async fn write_streaming(
+    lake: &Lake,
+    job: &str,
+    t: &SqlTask,
+    target: Option<DeltaTable>,
+    txns: Vec<Transaction>,
+    engine: &QueryEngine,
+) -> Result<DeltaTable> {
+    let (plan, state) = engine.plan(&t.sql).await?;
+    let schema = plan.schema().as_arrow().clone();
+    check_partition_columns(job, t, &schema)?;
+    let mode = match (&target, &t.mode) {
+        (Some(_), WriteMode::Overwrite) => SaveMode::Overwrite,
+        _ => SaveMode::Append,
+    };
+    let table = match target {
+        Some(t) => t,
+        None => lake.unloaded(&t.target)?,
+    };
+    let props = CommitProperties::default()
+        .with_application_transactions(txns)
+        .with_metadata([("tributary.job".to_string(), serde_json::json!(job))]);
+    Ok(table
+        .write(Vec::<RecordBatch>::new())
+        .with_input_plan(plan)
+        .with_session_state(Arc::new(state))
+        .with_save_mode(mode)
+        .with_partition_columns(t.partition_by.clone())
+        .with_commit_properties(props)
+        .await?)
+}
+
+fn check_partition_columns(
+    job: &str,
+    t: &SqlTask,
+    schema: &arrow::datatypes::Schema,
+) -> Result<()> {
+    for c in &t.partition_by {
+        if schema.field_with_name(c).is_err() {
+            return Err(Error::Usage(format!(
+                "job `{job}`: partition_by column `{c}` is not in the query's output ({})",
+                schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A commit of bookmarks alone (the run read new data but produced no rows to write).

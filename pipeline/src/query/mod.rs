@@ -241,6 +241,36 @@ impl QueryEngine {
         })
     }
 
+    /// Plans `sql` for a writer to execute as a stream (a job's output, never held whole in
+    /// memory): the read-only plan, and the session state to run it in. The scan meter
+    /// starts over, as for a query.
+    pub async fn plan(
+        &self,
+        sql: &str,
+    ) -> Result<(
+        datafusion::logical_expr::LogicalPlan,
+        datafusion::execution::SessionState,
+    )> {
+        let rewritten = unnest::rewrite(sql);
+        let sql = rewritten.as_deref().unwrap_or(sql);
+        self.meter.reset(self.limits.max_bytes_scanned.unwrap_or(0));
+        let df = self
+            .ctx
+            .sql_with_options(sql, read_only())
+            .await
+            .map_err(|e| self.explain(e))?;
+        // deltalake's writer wraps the plan in nodes of its own, which its planner executes.
+        let state = datafusion::execution::SessionStateBuilder::new_from_existing(self.ctx.state())
+            .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
+            .build();
+        Ok((df.logical_plan().clone(), state))
+    }
+
+    /// Bytes read from the lake's data files since the last query or plan started.
+    pub fn bytes_scanned(&self) -> u64 {
+        self.meter.read.load(Ordering::Relaxed)
+    }
+
     /// Runs `sql` with `params` bound to its placeholders (`?` in order, or `$n`).
     pub async fn sql_with_params(
         &self,

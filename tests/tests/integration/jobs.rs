@@ -126,6 +126,9 @@ async fn incremental_runs_equal_a_full_recompute_and_read_only_what_changed() {
             _ => assert_eq!(read, 1, "only 06-05"),
         }
         assert_eq!(new, days as i64, "one new file per day of the batch");
+        // The append streamed its output into the writer; its row count is the commit's.
+        assert_eq!(detail(&copy, &["streamed"]), true);
+        assert_eq!(copy.rows_written as usize, 3000);
     }
     // Nothing new: the next run reads nothing and commits nothing.
     let before = p
@@ -267,8 +270,24 @@ fn timeouts_are_retried_then_reported() {
             "3,TIMEOUT"
         ]
     );
-    // Nothing was written.
-    assert!(!p.path().join("lake").join("slow").exists());
+    // Nothing was written: no table (the output streams into the writer, which may have
+    // made the table's folder, but no file and no commit).
+    let dir = p.path().join("lake").join("slow");
+    let files: Vec<_> = walkdir(&dir);
+    assert!(files.is_empty(), "{files:?}");
+}
+
+/// Every file under `dir` (none if it does not exist).
+fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            out.extend(walkdir(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
 }
 
 /// The latest (job, state, trigger) of every run, oldest first.
