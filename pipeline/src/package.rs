@@ -51,30 +51,42 @@ pub fn inspect(bytes: &[u8]) -> std::result::Result<BinaryInfo, String> {
         0xb7 => "arm64",
         m => return Err(format!("ELF machine {m:#x} is neither x86_64 nor arm64")),
     };
-    // Version requirements are NUL-terminated strings in .dynstr; scanning for them is
-    // enough to find the newest, and needs no ELF section walk.
-    let mut glibc: Option<(u32, u32)> = None;
-    for at in memchr::memmem::find_iter(bytes, b"GLIBC_2.") {
-        let rest = &bytes[at + 8..];
-        let digits: Vec<u8> = rest
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .copied()
-            .collect();
-        let Some(minor) = std::str::from_utf8(&digits)
-            .ok()
-            .and_then(|d| d.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if glibc.is_none_or(|g| (2, minor) > g) {
-            glibc = Some((2, minor));
-        }
-    }
+    // The dynamic loader checks the version needs (`.gnu.version_r`): read those, not any
+    // "GLIBC_2.x" text that happens to be in the binary's data.
+    let glibc = glibc_needed(bytes).map_err(|e| format!("unreadable ELF: {e}"))?;
     Ok(BinaryInfo {
         architecture,
         glibc,
     })
+}
+
+/// The newest `GLIBC_2.x` version the binary's version needs name (`None`: it needs none,
+/// as a static binary).
+fn glibc_needed(bytes: &[u8]) -> object::read::Result<Option<(u32, u32)>> {
+    use object::read::elf::{ElfFile64, FileHeader};
+    let file = ElfFile64::<object::Endianness>::parse(bytes)?;
+    let endian = file.endian();
+    let sections = file.elf_header().sections(endian, bytes)?;
+    let Some((mut needs, link)) = sections.gnu_verneed(endian, bytes)? else {
+        return Ok(None);
+    };
+    let strings = sections.strings(endian, bytes, link)?;
+    let mut newest: Option<(u32, u32)> = None;
+    while let Some((_, mut aux)) = needs.next()? {
+        while let Some(a) = aux.next()? {
+            let version = a
+                .name(endian, strings)?
+                .strip_prefix(b"GLIBC_2.")
+                .and_then(|rest| std::str::from_utf8(rest).ok())
+                .and_then(|rest| rest.split('.').next()?.parse::<u32>().ok());
+            if let Some(minor) = version
+                && newest.is_none_or(|g| (2, minor) > g)
+            {
+                newest = Some((2, minor));
+            }
+        }
+    }
+    Ok(newest)
 }
 
 /// Checks the binary, then writes the zip. Entries are sorted and dated 1980-01-01, so the
@@ -191,30 +203,43 @@ fn collect(dir: &Path, rel: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<(
 mod tests {
     use super::*;
 
-    fn elf(machine: u16, strings: &[u8]) -> Vec<u8> {
+    /// A minimal valid ELF64 header (no sections) followed by `data`.
+    fn elf(machine: u16, data: &[u8]) -> Vec<u8> {
         let mut b = vec![0u8; 64];
         b[..4].copy_from_slice(b"\x7fELF");
-        b[4] = 2;
-        b[5] = 1;
+        b[4] = 2; // 64-bit
+        b[5] = 1; // little-endian
+        b[6] = 1; // ELF version
+        b[16..18].copy_from_slice(&2u16.to_le_bytes()); // an executable
         b[18..20].copy_from_slice(&machine.to_le_bytes());
-        b.extend_from_slice(strings);
+        b[20..24].copy_from_slice(&1u32.to_le_bytes());
+        b[52..54].copy_from_slice(&64u16.to_le_bytes()); // e_ehsize
+        b[54..56].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
+        b[58..60].copy_from_slice(&64u16.to_le_bytes()); // e_shentsize
+        b.extend_from_slice(data);
         b
     }
 
     #[test]
-    fn reads_machine_and_newest_glibc() {
-        let b = elf(0x3e, b"\0GLIBC_2.2.5\0GLIBC_2.34\0GLIBC_2.17\0GLIBC_2.\0");
+    fn reads_machine_and_the_glibc_versions_the_loader_checks() {
+        // Text that looks like a version need, in a binary with none: not a need.
+        let b = elf(0x3e, b"\0GLIBC_2.99\0");
         assert_eq!(
             inspect(&b).unwrap(),
             BinaryInfo {
                 architecture: "x86_64",
-                glibc: Some((2, 34))
+                glibc: None
             }
         );
         let b = elf(0xb7, b"");
-        assert_eq!(inspect(&b).unwrap().glibc, None);
         assert_eq!(inspect(&b).unwrap().architecture, "arm64");
         assert!(inspect(b"#!/bin/sh\n").is_err());
         assert!(inspect(&elf(0x28, b"")).is_err());
+        // This test binary: linked dynamically against the build machine's glibc.
+        let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let info = inspect(&me).unwrap();
+        let (major, minor) = info.glibc.unwrap();
+        assert_eq!(major, 2);
+        assert!(minor >= 17, "{minor}");
     }
 }

@@ -24,6 +24,9 @@ pub enum Fault {
     Drop,
     /// The request is forwarded after this many milliseconds.
     Delay(u64),
+    /// The request is forwarded and applied, but its answer never arrives (the connection
+    /// closes): the client cannot tell whether it took effect.
+    LostAck,
 }
 
 /// Counts of what the proxy did.
@@ -37,6 +40,7 @@ pub struct FaultStats {
     pub server_errors: AtomicU64,
     pub dropped: AtomicU64,
     pub delayed: AtomicU64,
+    pub acks_lost: AtomicU64,
     /// Requests that arrived while the proxy played dead.
     pub while_dead: AtomicU64,
 }
@@ -45,7 +49,7 @@ impl FaultStats {
     pub fn summary(&self) -> String {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         format!(
-            "{} requests, {} faults injected ({} throttled, {} expired iterators, {} SlowDown, {} 500s, {} dropped, {} delayed), {} while dead",
+            "{} requests, {} faults injected ({} throttled, {} expired iterators, {} SlowDown, {} 500s, {} dropped, {} delayed, {} acks lost), {} while dead",
             g(&self.requests),
             g(&self.injected),
             g(&self.throttled),
@@ -54,6 +58,7 @@ impl FaultStats {
             g(&self.server_errors),
             g(&self.dropped),
             g(&self.delayed),
+            g(&self.acks_lost),
             g(&self.while_dead)
         )
     }
@@ -70,6 +75,8 @@ struct Plan {
     upstream: String,
     /// Kinesis operations (X-Amz-Target) or HTTP methods (S3) that get faults; empty: all.
     operations: Vec<String>,
+    /// Only requests whose path holds this get faults.
+    path: Option<String>,
     faults: Vec<Fault>,
     every: u64,
     seen: AtomicU64,
@@ -82,6 +89,17 @@ impl ChaosProxy {
     /// Proxies to `upstream` (`http://host:port`); every `every`-th request matching
     /// `operations` gets the next of `faults`.
     pub fn start(upstream: &str, operations: &[&str], faults: &[Fault], every: u64) -> Self {
+        Self::start_on_paths(upstream, operations, None, faults, every)
+    }
+
+    /// As `start`, for requests whose path holds `path` only (say, `/_delta_log/`).
+    pub fn start_on_paths(
+        upstream: &str,
+        operations: &[&str],
+        path: Option<&str>,
+        faults: &[Fault],
+        every: u64,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let stats = Arc::new(FaultStats::default());
@@ -90,6 +108,7 @@ impl ChaosProxy {
         let plan = Arc::new(Plan {
             upstream: upstream.trim_start_matches("http://").to_string(),
             operations: operations.iter().map(|s| s.to_ascii_lowercase()).collect(),
+            path: path.map(str::to_string),
             faults: faults.to_vec(),
             every: every.max(1),
             seen: AtomicU64::new(0),
@@ -182,17 +201,16 @@ fn serve(client: TcpStream, plan: &Plan) -> std::io::Result<()> {
     let mut length = 0usize;
     let mut target = String::new();
     let mut method = String::new();
+    let mut path = String::new();
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line)? == 0 {
             return Ok(());
         }
         if method.is_empty() {
-            method = line
-                .split_whitespace()
-                .next()
-                .unwrap_or("")
-                .to_ascii_lowercase();
+            let mut words = line.split_whitespace();
+            method = words.next().unwrap_or("").to_ascii_lowercase();
+            path = words.next().unwrap_or("").to_string();
         }
         let lower = line.to_ascii_lowercase();
         if let Some(v) = lower.strip_prefix("content-length:") {
@@ -235,7 +253,9 @@ fn serve(client: TcpStream, plan: &Plan) -> std::io::Result<()> {
     } else {
         method.clone()
     };
-    let matches = plan.operations.is_empty() || plan.operations.contains(&op);
+    let matches = (plan.operations.is_empty() || plan.operations.contains(&op))
+        && plan.path.as_ref().is_none_or(|p| path.contains(p.as_str()));
+    let mut lose_ack = false;
     if matches && plan.enabled.load(Ordering::Relaxed) && !plan.faults.is_empty() {
         let n = plan.seen.fetch_add(1, Ordering::Relaxed);
         if n % plan.every == plan.every - 1 {
@@ -295,6 +315,7 @@ fn serve(client: TcpStream, plan: &Plan) -> std::io::Result<()> {
                     s.delayed.fetch_add(1, Ordering::Relaxed);
                     std::thread::sleep(Duration::from_millis(ms));
                 }
+                Fault::LostAck => lose_ack = true,
             }
         }
     }
@@ -303,5 +324,10 @@ fn serve(client: TcpStream, plan: &Plan) -> std::io::Result<()> {
     up.write_all(&body)?;
     let mut response = Vec::new();
     up.read_to_end(&mut response)?;
+    if lose_ack {
+        s.acks_lost.fetch_add(1, Ordering::Relaxed);
+        let _ = client.shutdown(std::net::Shutdown::Both);
+        return Ok(());
+    }
     client.write_all(&response)
 }

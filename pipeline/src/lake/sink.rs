@@ -259,6 +259,9 @@ impl TableSink {
             bytes: adds.iter().map(|a| a.size.max(0) as u64).sum(),
             rows: self.buffered_rows,
         };
+        // A file of this commit, to recognise it in the log if its acknowledgement is lost.
+        let marker = adds.first().map(|a| a.path.clone());
+        let read_version = self.table.version();
         let actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
         let op = DeltaOperation::Write {
             mode: SaveMode::Append,
@@ -268,11 +271,26 @@ impl TableSink {
         let props = CommitProperties::default()
             .with_application_transactions(txns)
             .with_metadata(metadata);
-        let finalized = CommitBuilder::from(props)
+        let committed = CommitBuilder::from(props)
             .with_actions(actions)
             .build(Some(self.table.snapshot()?), self.table.log_store(), op)
-            .await?;
-        let version = finalized.version() as i64;
+            .await;
+        let version = match committed {
+            Ok(finalized) => finalized.version() as i64,
+            // The log entry may have been written and only its answer lost (a dropped
+            // connection): the retried write then finds "its" version taken, by itself.
+            // Found in the log, the commit stands; not found, it failed.
+            Err(e) => match (&marker, read_version) {
+                (Some(path), Some(from)) => match self.find_commit_with(path, from).await? {
+                    Some(v) => {
+                        tracing::warn!(table = %self.name, version = v, error = %e, "the commit landed, but its acknowledgement was lost; going on");
+                        v
+                    }
+                    None => return Err(e.into()),
+                },
+                _ => return Err(e.into()),
+            },
+        };
         self.table.update_state().await?;
         self.buffered_rows = 0;
         for s in &mut self.shards {
@@ -284,6 +302,26 @@ impl TableSink {
 
     pub fn table(&self) -> &DeltaTable {
         &self.table
+    }
+
+    /// The version after `from` whose commit adds the data file `path`, if any.
+    async fn find_commit_with(&mut self, path: &str, from: u64) -> Result<Option<i64>> {
+        self.table.update_state().await?;
+        let latest = self.table.version().unwrap_or(from);
+        for v in from + 1..=latest {
+            let Some(bytes) = self.table.log_store().read_commit_entry(v).await? else {
+                continue;
+            };
+            for line in bytes.split(|b| *b == b'\n') {
+                let Ok(action) = serde_json::from_slice::<serde_json::Value>(line) else {
+                    continue;
+                };
+                if action["add"]["path"].as_str() == Some(path) {
+                    return Ok(Some(v as i64));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Brings the table's view up to its latest commit (other writers' commits included).

@@ -60,12 +60,21 @@ impl PreparedStatements {
         }
         let prepared = engine.prepare(sql).await.map_err(super::flight::status)?;
         let dataset = result_schema(prepared.schema)?;
-        // Unknown parameter types go out as strings: every client can send one.
+        // Unknown parameter types go out as strings: every client can send one. View types
+        // (what DataFusion reads strings as) go out as plain ones, which JDBC knows too;
+        // binding casts the values back.
         let params = Schema::new(
             prepared
                 .params
                 .iter()
-                .map(|(name, t)| Field::new(name, t.clone().unwrap_or(DataType::Utf8), true))
+                .map(|(name, t)| {
+                    let t = match t {
+                        None | Some(DataType::Utf8View) => DataType::Utf8,
+                        Some(DataType::BinaryView) => DataType::Binary,
+                        Some(t) => t.clone(),
+                    };
+                    Field::new(name, t, true)
+                })
                 .collect::<Vec<_>>(),
         );
         let handle = uuid::Uuid::new_v4().to_string();

@@ -34,7 +34,8 @@ async fn report_orphans(p: &TempProject) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_source_survives_twenty_kills_exactly_once() {
     let p = TempProject::events("batch_size = 1000\n[pipelines.events.sink]\nflush_rows = 2000\n");
-    let m = p.gen_events(60_000, 6, 0.01, 61);
+    // Enough input that twenty kills land before it runs out, on a fast machine too.
+    let m = p.gen_events(100_000, 6, 0.01, 61);
     let (want, bad) = sent(&p);
     assert_eq!(bad, bad_lines(&m));
     let r = kill_repeatedly(

@@ -165,3 +165,41 @@ async fn s3_slowdown_errors_drops_and_latency_lose_nothing() {
     assert!(out.status.success());
     assert_exactly_once(&p, &sent(&p).0, None).await;
 }
+
+/// A commit whose answer is lost (the log entry was written; the connection closed before
+/// the reply) is recognised as landed, not retried as a second commit nor failed: the run
+/// completes in one go, and every record is in the table once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_commit_acknowledgements_neither_fail_nor_duplicate() {
+    let bucket = unique("ack");
+    create_bucket(&bucket);
+    // Every second write of a Delta log entry is applied and its answer dropped.
+    let proxy = ChaosProxy::start_on_paths(
+        &endpoint(),
+        &["put"],
+        Some("/_delta_log/0"),
+        &[Fault::LostAck],
+        2,
+    );
+    let config = format!(
+        "[project]\nlake = \"s3://{bucket}/lake\"\n\n[storage.s3]\nendpoint = \"{}\"\nallow_http = true\nregion = \"us-east-1\"\n\n[pipelines.events]\ntable = \"events\"\nbatch_size = 1000\nsource = {{ type = \"s3\", url = \"s3://{bucket}/in/\" }}\n[pipelines.events.sink]\nflush_rows = 2000\n",
+        proxy.endpoint
+    );
+    let p = TempProject::new(&config, &[("events", EVENTS_SCHEMA)]);
+    p.gen_events(12_000, 3, 0.01, 84);
+    tributary_tests::aws::upload_data(&bucket, "in/", &ndjson_files(&p.data_dir())).await;
+    let out = Command::new(tributary_bin())
+        .args(["--no-progress", "run"])
+        .current_dir(p.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    eprintln!("lost acks: {}", proxy.stats.summary());
+    let lost = proxy.stats.acks_lost.load(Ordering::Relaxed);
+    assert!(lost >= 3, "{}", proxy.stats.summary());
+    assert!(err.contains("its acknowledgement was lost"), "{err}");
+    proxy.set_faults(false);
+    let (want, bad) = sent(&p);
+    assert_exactly_once(&p, &want, Some(bad)).await;
+}
