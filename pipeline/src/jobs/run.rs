@@ -245,36 +245,29 @@ async fn run_sql(
     // Appends and overwrites stream the query's output into the writer: an ETL of any size
     // runs in bounded memory. Partition overwrites and merges need the output's partitions
     // or keys first, so they collect it (their outputs are rollups and upserts).
-    if target.is_none() || matches!(t.mode, WriteMode::Append | WriteMode::Overwrite) {
-        let table = write_streaming(lake, job, t, target, txns, &engine).await?;
-        details.insert("bytes_scanned".into(), engine.bytes_scanned().into());
-        details.insert("streamed".into(), true.into());
-        let version = table.version().map(|v| v as i64);
-        let (rows, bytes) = match version {
-            Some(v) => inc::commit_additions(&table, v).await?,
-            None => (0, 0),
-        };
-        return Ok(Outcome {
-            rows,
-            bytes,
-            target_version: version,
-            details,
-        });
-    }
+    let target = match target {
+        Some(table) if !matches!(t.mode, WriteMode::Append | WriteMode::Overwrite) => table,
+        target => {
+            let table = write_streaming(lake, job, t, target, txns, &engine).await?;
+            details.insert("bytes_scanned".into(), engine.bytes_scanned().into());
+            details.insert("streamed".into(), true.into());
+            let version = table.version().map(|v| v as i64);
+            let (rows, bytes) = match version {
+                Some(v) => inc::commit_additions(&table, v).await?,
+                None => (0, 0),
+            };
+            return Ok(Outcome {
+                rows,
+                bytes,
+                target_version: version,
+                details,
+            });
+        }
+    };
     let result = engine.sql(&t.sql).await?;
     details.insert("bytes_scanned".into(), result.bytes_scanned.into());
     let rows = result.num_rows() as u64;
-    let table = write_output(
-        lake,
-        job,
-        t,
-        target,
-        result.schema,
-        result.batches,
-        txns,
-        &engine,
-    )
-    .await?;
+    let table = write_output(job, t, target, result.schema, result.batches, txns, &engine).await?;
     let version = table.version().map(|v| v as i64);
     let (_, bytes) = match version {
         Some(v) => inc::commit_additions(&table, v).await?,
@@ -299,13 +292,13 @@ async fn read_bookmark_for(
     }
 }
 
-/// Writes a result to the target in the job's mode, with `txns` in the same commit.
+/// Writes a collected result to the existing target (partition overwrite or merge), with
+/// `txns` in the same commit.
 #[allow(clippy::too_many_arguments)]
 async fn write_output(
-    lake: &Lake,
     job: &str,
     t: &SqlTask,
-    target: Option<DeltaTable>,
+    table: DeltaTable,
     schema: SchemaRef,
     batches: Vec<RecordBatch>,
     txns: Vec<Transaction>,
@@ -318,37 +311,22 @@ async fn write_output(
     };
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     check_partition_columns(job, t, &schema)?;
-    let exists = target.is_some();
-    let table = match target {
-        Some(t) => t,
-        None => lake.unloaded(&t.target)?,
-    };
-    let batches = if batches.is_empty() {
-        vec![RecordBatch::new_empty(schema.clone())]
-    } else {
-        batches
-    };
-    let write = |table: DeltaTable, mode: SaveMode| {
-        table
-            .write(batches.clone())
-            .with_save_mode(mode)
-            .with_partition_columns(t.partition_by.clone())
-            .with_commit_properties(props())
-    };
     let out = match &t.mode {
-        _ if !exists => write(table, SaveMode::Append).await?,
-        WriteMode::Append => {
-            if rows == 0 {
-                return commit_txns_only(table, props()).await;
-            }
-            write(table, SaveMode::Append).await?
+        WriteMode::Append | WriteMode::Overwrite => {
+            return Err(Error::Internal(format!(
+                "job `{job}`: {:?} output is streamed, not collected",
+                t.mode
+            )));
         }
-        WriteMode::Overwrite => write(table, SaveMode::Overwrite).await?,
         WriteMode::OverwritePartitions => {
             let Some(predicate) = partitions_predicate(&batches, &t.partition_by)? else {
                 return commit_txns_only(table, props()).await;
             };
-            write(table, SaveMode::Overwrite)
+            table
+                .write(batches)
+                .with_save_mode(SaveMode::Overwrite)
+                .with_partition_columns(t.partition_by.clone())
+                .with_commit_properties(props())
                 .with_replace_where(predicate)
                 .await?
         }
@@ -356,7 +334,7 @@ async fn write_output(
             if rows == 0 {
                 return commit_txns_only(table, props()).await;
             }
-            let source = engine.context().read_batches(batches.clone())?;
+            let source = engine.context().read_batches(batches)?;
             let predicate = on
                 .iter()
                 .map(|c| format!("target.\"{c}\" = source.\"{c}\""))

@@ -53,9 +53,7 @@ pub async fn transform(p: &Pipeline, lake: &Lake, opts: &TransformOptions) -> Re
     let min = opts.min_workers.max(1);
     let max = opts.max_workers.max(min);
     let staging = Staging::open(lake, &p.name)?;
-    let (main, _dlq) = crate::runtime::setup::open_sinks(p, lake, 1).await?;
-    let stage = Arc::new(crate::runtime::setup::build_stage(p, &main));
-    drop(main);
+    let stage = open_stage(p, lake).await?;
     let pool = Arc::new(Pool::default());
     let mut peak = 0;
     let mut last_arrival = Instant::now();
@@ -117,16 +115,29 @@ pub async fn transform(p: &Pipeline, lake: &Lake, opts: &TransformOptions) -> Re
     if let Some(e) = failed {
         return Err(e);
     }
-    Ok(StageSummary {
-        stage: "transform",
-        segments: pool.segments.load(Ordering::Relaxed),
-        records: pool.records.load(Ordering::Relaxed),
-        bytes: pool.bytes.load(Ordering::Relaxed),
-        dead_lettered: pool.dead.load(Ordering::Relaxed),
-        commits: 0,
-        max_workers: peak,
-        elapsed: started.elapsed(),
-    })
+    Ok(pool.summary(peak, started))
+}
+
+/// The decode → transform → partition work for the table's layout. Transform reads the
+/// table (its schema), never writes it: the DLQ is the sink's to create.
+async fn open_stage(p: &Pipeline, lake: &Lake) -> Result<Arc<Stage>> {
+    let main = crate::runtime::setup::open_main(p, lake).await?;
+    Ok(Arc::new(crate::runtime::setup::build_stage(p, &main)))
+}
+
+impl Pool {
+    fn summary(&self, max_workers: usize, started: Instant) -> StageSummary {
+        StageSummary {
+            stage: "transform",
+            segments: self.segments.load(Ordering::Relaxed),
+            records: self.records.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            dead_lettered: self.dead.load(Ordering::Relaxed),
+            commits: 0,
+            max_workers,
+            elapsed: started.elapsed(),
+        }
+    }
 }
 
 /// Transforms just these raw segments, one after another (a transform function's
@@ -135,10 +146,7 @@ pub async fn transform(p: &Pipeline, lake: &Lake, opts: &TransformOptions) -> Re
 pub async fn transform_segments(p: &Pipeline, lake: &Lake, seqs: &[u64]) -> Result<StageSummary> {
     let started = Instant::now();
     let staging = Staging::open(lake, &p.name)?;
-    // The table's layout only: a transform function may read the table, not write it.
-    let main = crate::runtime::setup::open_main(p, lake).await?;
-    let stage = Arc::new(crate::runtime::setup::build_stage(p, &main));
-    drop(main);
+    let stage = open_stage(p, lake).await?;
     let pool = Pool::default();
     for &seq in seqs {
         one(
@@ -152,16 +160,7 @@ pub async fn transform_segments(p: &Pipeline, lake: &Lake, seqs: &[u64]) -> Resu
         )
         .await?;
     }
-    Ok(StageSummary {
-        stage: "transform",
-        segments: pool.segments.load(Ordering::Relaxed),
-        records: pool.records.load(Ordering::Relaxed),
-        bytes: pool.bytes.load(Ordering::Relaxed),
-        dead_lettered: pool.dead.load(Ordering::Relaxed),
-        commits: 0,
-        max_workers: 0,
-        elapsed: started.elapsed(),
-    })
+    Ok(pool.summary(0, started))
 }
 
 /// Lets the workers finish what they hold (the queue is left alone or was cleared).
