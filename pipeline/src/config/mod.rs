@@ -85,6 +85,7 @@ pub struct Project {
 pub struct SchedulerConfig {
     pub max_concurrent_runs: usize,
     pub grace: std::time::Duration,
+    pub heartbeat_ttl: std::time::Duration,
 }
 
 /// How AWS services are reached (overrides of the standard AWS chain).
@@ -288,6 +289,9 @@ impl Config {
             scheduler: SchedulerConfig {
                 max_concurrent_runs: raw.scheduler.max_concurrent_runs.max(1),
                 grace: std::time::Duration::from_secs(raw.scheduler.grace_secs),
+                heartbeat_ttl: std::time::Duration::from_secs(
+                    raw.scheduler.heartbeat_ttl_secs.max(1),
+                ),
             },
             lambda: lambda_global,
             pipelines,

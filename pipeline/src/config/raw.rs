@@ -75,6 +75,9 @@ pub struct RawScheduler {
     /// A slot this many seconds late still runs under catch_up = "none".
     #[serde(default = "default_grace_secs")]
     pub grace_secs: u64,
+    /// A scheduler silent this long is dead: the runs it left RUNNING are marked FAILED.
+    #[serde(default = "default_heartbeat_ttl_secs")]
+    pub heartbeat_ttl_secs: u64,
 }
 
 impl Default for RawScheduler {
@@ -82,8 +85,13 @@ impl Default for RawScheduler {
         Self {
             max_concurrent_runs: default_max_concurrent_runs(),
             grace_secs: default_grace_secs(),
+            heartbeat_ttl_secs: default_heartbeat_ttl_secs(),
         }
     }
+}
+
+fn default_heartbeat_ttl_secs() -> u64 {
+    30
 }
 
 fn default_max_concurrent_runs() -> usize {

@@ -333,6 +333,8 @@ pub fn sam_template(config: &Config, opts: &SamOptions) -> Result<Value> {
         };
         let id = logical_id("Job", &j.name);
         let meta = format!("_tributary/jobs/{}", j.name);
+        // Its heartbeat, so that a scheduler elsewhere leaves its runs alone.
+        let beats = "_tributary/leases/scheduler".to_string();
         let (read, write, delete) = match &j.task {
             Task::Sql(t) => {
                 let mut read = t.reads.clone();
@@ -349,7 +351,7 @@ pub fn sam_template(config: &Config, opts: &SamOptions) -> Result<Value> {
                 }
                 read.sort();
                 read.dedup();
-                let mut write = vec![t.target.clone(), JOB_RUNS_TABLE.to_string(), meta];
+                let mut write = vec![t.target.clone(), JOB_RUNS_TABLE.to_string(), meta, beats];
                 for d in config
                     .jobs
                     .iter()
@@ -363,12 +365,17 @@ pub fn sam_template(config: &Config, opts: &SamOptions) -> Result<Value> {
             }
             Task::Vacuum { table, .. } => (
                 vec![],
-                vec![table.clone(), JOB_RUNS_TABLE.into(), meta],
+                vec![table.clone(), JOB_RUNS_TABLE.into(), meta, beats],
                 vec![table.clone()],
             ),
             other => (
                 vec![],
-                vec![other.target().to_string(), JOB_RUNS_TABLE.into(), meta],
+                vec![
+                    other.target().to_string(),
+                    JOB_RUNS_TABLE.into(),
+                    meta,
+                    beats,
+                ],
                 vec![],
             ),
         };

@@ -47,6 +47,8 @@ pub struct Trigger {
     pub kind: &'static str,
     pub scheduled_for: Option<DateTime<Utc>>,
     pub run_id: String,
+    /// The scheduler process running it (its heartbeat tells whether it is alive).
+    pub scheduler: Option<String>,
 }
 
 impl Trigger {
@@ -55,7 +57,15 @@ impl Trigger {
             kind,
             scheduled_for,
             run_id: uuid::Uuid::new_v4().to_string(),
+            scheduler: None,
         }
+    }
+
+    /// What a run's rows carry before it has details of its own: the scheduler running it.
+    pub fn details(&self) -> Option<String> {
+        self.scheduler
+            .as_ref()
+            .map(|s| serde_json::json!({ "scheduler": s }).to_string())
     }
 }
 
@@ -84,7 +94,7 @@ pub async fn execute(
         rows_written: 0,
         bytes_written: 0,
         target_version: None,
-        details: None,
+        details: trigger.details(),
         error: None,
     };
     for attempt in 1..=job.retries.saturating_add(1) {
@@ -97,7 +107,10 @@ pub async fn execute(
         let result = tokio::time::timeout(job.timeout, run_task(lake, limits, job, scope)).await;
         rec.ended_at = Some(Utc::now());
         let retryable = match result {
-            Ok(Ok(out)) => {
+            Ok(Ok(mut out)) => {
+                if let Some(s) = &trigger.scheduler {
+                    out.details.insert("scheduler".into(), s.clone().into());
+                }
                 rec.state = RunState::Succeeded;
                 rec.rows_written = out.rows as i64;
                 rec.bytes_written = out.bytes as i64;

@@ -39,6 +39,20 @@ pub struct Scheduler {
     locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
     /// A slot this late still counts as on time (catch_up = "none").
     grace: chrono::Duration,
+    /// This process, as its runs name it, and where schedulers announce they are alive: a
+    /// run left RUNNING by a scheduler whose heartbeat stopped was abandoned.
+    owner: String,
+    beats: tributary_connectors::kinesis::LeaseStore,
+    heartbeat_ttl: std::time::Duration,
+}
+
+/// Heartbeats while held; stops them when dropped (a clean stop also retires the owner).
+pub struct Alive(tokio::task::JoinHandle<()>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Scheduler {
@@ -46,19 +60,29 @@ impl Scheduler {
         lake: Lake,
         limits: QueryLimits,
         jobs: Vec<Job>,
-        max_concurrent: usize,
-        grace: std::time::Duration,
+        settings: &crate::config::SchedulerConfig,
     ) -> Result<Arc<Self>> {
         let (store, prefix) = lake.meta_store("jobs")?;
+        let beats = lake.lease_store("scheduler")?;
+        let owner = format!(
+            "{}-{}-{}",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into()),
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
         Ok(Arc::new(Scheduler {
             lake,
             limits,
             jobs,
             store,
             prefix,
-            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            permits: Arc::new(Semaphore::new(settings.max_concurrent_runs.max(1))),
             locks: std::sync::Mutex::new(HashMap::new()),
-            grace: chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::minutes(5)),
+            grace: chrono::Duration::from_std(settings.grace)
+                .unwrap_or(chrono::Duration::minutes(5)),
+            owner,
+            beats,
+            heartbeat_ttl: settings.heartbeat_ttl,
         }))
     }
 
@@ -68,22 +92,63 @@ impl Scheduler {
             lake.clone(),
             config.query.clone(),
             config.jobs.clone(),
-            config.scheduler.max_concurrent_runs,
-            config.scheduler.grace,
+            &config.scheduler,
         )
+    }
+
+    /// A trigger for a run of this scheduler.
+    fn trigger(&self, kind: &'static str, slot: Option<DateTime<Utc>>) -> Trigger {
+        Trigger {
+            scheduler: Some(self.owner.clone()),
+            ..Trigger::new(kind, slot)
+        }
+    }
+
+    /// Announces this scheduler alive now, and every third of the heartbeat's lifetime
+    /// until the guard is dropped.
+    pub async fn keep_alive(&self) -> Result<Alive> {
+        let ttl = self.heartbeat_ttl;
+        let expires =
+            move || Utc::now().timestamp_millis() + ttl.as_millis().min(i64::MAX as u128) as i64;
+        self.beats.heartbeat(&self.owner, expires()).await?;
+        let (beats, owner) = (self.beats.clone(), self.owner.clone());
+        Ok(Alive(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(ttl / 3).await;
+                if let Err(e) = beats.heartbeat(&owner, expires()).await {
+                    tracing::warn!(error = %e, "scheduler heartbeat failed; retrying");
+                }
+            }
+        })))
+    }
+
+    /// Withdraws this scheduler's heartbeat (a clean stop).
+    pub async fn retire(&self) -> Result<()> {
+        Ok(self.beats.retire(&self.owner).await?)
     }
 
     pub fn jobs(&self) -> &[Job] {
         &self.jobs
     }
 
-    /// Marks runs a stopped scheduler left RUNNING or STARTING as FAILED.
+    /// Marks runs a stopped scheduler left RUNNING or STARTING as FAILED: one whose
+    /// heartbeat has expired (or, for runs that name none, any other scheduler). Runs of a
+    /// live scheduler are left alone.
     pub async fn recover(&self) -> Result<usize> {
+        let live = self.beats.live_workers().await?;
         let mut n = 0;
         for mut r in history::latest_runs(&self.lake, None, 10_000).await? {
             if r.state.is_terminal()
                 || !matches!(r.trigger.as_str(), "schedule" | "catch_up" | "dependency")
             {
+                continue;
+            }
+            let by: Option<String> = r
+                .details
+                .as_deref()
+                .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+                .and_then(|d| d["scheduler"].as_str().map(str::to_string));
+            if by.is_some_and(|s| s == self.owner || live.contains(&s)) {
                 continue;
             }
             r.state = RunState::Failed;
@@ -99,15 +164,22 @@ impl Scheduler {
     /// Fires every slot due at `now` and waits for those runs (and the dependents they
     /// trigger) to end.
     pub async fn tick(self: &Arc<Self>, now: DateTime<Utc>) -> Result<Vec<RunRecord>> {
-        let mut out = Vec::new();
-        for h in self.fire_due(now).await? {
-            match h.await {
-                Ok(Ok(r)) => out.extend(r),
-                Ok(Err(e)) => return Err(e),
-                Err(e) => return Err(Error::Internal(format!("a job task failed: {e}"))),
+        let alive = self.keep_alive().await?;
+        let runs = async {
+            let mut out = Vec::new();
+            for h in self.fire_due(now).await? {
+                match h.await {
+                    Ok(Ok(r)) => out.extend(r),
+                    Ok(Err(e)) => return Err(e),
+                    Err(e) => return Err(Error::Internal(format!("a job task failed: {e}"))),
+                }
             }
+            Ok(out)
         }
-        Ok(out)
+        .await;
+        drop(alive);
+        self.retire().await?;
+        runs
     }
 
     /// Claims and starts the slots due at `now`; returns the run tasks.
@@ -147,7 +219,7 @@ impl Scheduler {
             // A job's slots run one after another (oldest first); jobs run side by side.
             let mut claimed = Vec::new();
             for slot in chosen {
-                let trigger = Trigger::new(
+                let trigger = self.trigger(
                     if now - slot <= self.grace {
                         "schedule"
                     } else {
@@ -197,10 +269,12 @@ impl Scheduler {
                     crate::diag::did_you_mean(job, self.jobs.iter().map(|j| j.name.as_str()))
                 ))
             })?;
-        let trigger = Trigger::new("schedule", Some(slot));
+        let trigger = self.trigger("schedule", Some(slot));
         if !self.claim(job, &slot_key(slot), &trigger.run_id).await? {
             return Ok(None);
         }
+        // (Not retired after: a function may write its heartbeat, not delete it; it expires.)
+        let _alive = self.keep_alive().await?;
         Ok(Some(self.clone().run_slot(i, trigger).await?))
     }
 
@@ -218,15 +292,23 @@ impl Scheduler {
         self: Arc<Self>,
         stop: impl std::future::Future<Output = ()>,
     ) -> Result<()> {
-        let n = self.recover().await?;
-        if n > 0 {
-            tracing::warn!(
-                runs = n,
-                "runs abandoned by an earlier scheduler were marked FAILED"
-            );
-        }
+        let _alive = self.keep_alive().await?;
+        // Runs of schedulers that died meanwhile (another process) are found as this one
+        // goes on, not only when it starts.
+        let mut recovered_at: Option<std::time::Instant> = None;
         tokio::pin!(stop);
         loop {
+            if recovered_at.is_none_or(|t| t.elapsed() >= self.heartbeat_ttl) {
+                match self.recover().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!(
+                        runs = n,
+                        "runs abandoned by a stopped scheduler were marked FAILED"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "could not look for abandoned runs"),
+                }
+                recovered_at = Some(std::time::Instant::now());
+            }
             let now = Utc::now();
             match self.fire_due(now).await {
                 Ok(handles) => {
@@ -257,7 +339,7 @@ impl Scheduler {
                 .min(std::time::Duration::from_secs(30))
                 + std::time::Duration::from_millis(5);
             tokio::select! {
-                _ = &mut stop => return Ok(()),
+                _ = &mut stop => return self.retire().await,
                 _ = tokio::time::sleep(wait) => {}
             }
         }
@@ -286,7 +368,7 @@ impl Scheduler {
             rows_written: 0,
             bytes_written: 0,
             target_version: None,
-            details: None,
+            details: trigger.details(),
             error,
         };
         let _guard = match lock.clone().try_lock_owned() {
@@ -328,7 +410,7 @@ impl Scheduler {
                 if !self.dependencies_met(dep).await? {
                     continue;
                 }
-                let t = Trigger::new("dependency", trigger.scheduled_for);
+                let t = self.trigger("dependency", trigger.scheduled_for);
                 let key = format!(
                     "after-{}",
                     trigger

@@ -357,7 +357,8 @@ fn scheduler_fires_slots_once_runs_dependents_and_survives_a_crash() {
 
 #[test]
 fn a_scheduler_killed_mid_run_does_not_rerun_the_slot() {
-    let p = TempProject::events("");
+    // Schedulers announce themselves every ~0.7 s; one silent for 2 s is dead.
+    let p = TempProject::events("[scheduler]\nheartbeat_ttl_secs = 2\n");
     add_events(&p, "a-", 2000, "2024-06-01", 1, 1);
     assert!(cli(&p, &["run"]).status.success());
     write_job(
@@ -396,10 +397,18 @@ fn a_scheduler_killed_mid_run_does_not_rerun_the_slot() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
+    // A second scheduler meanwhile: the run's scheduler is alive, so its run is left alone
+    // (and its slot is not run twice).
+    let o = cli(&p, &["scheduler", "--now", "2026-01-01T01:00:07Z"]);
+    assert!(!out(&o).contains("abandoned"), "{}", out(&o));
+    assert!(out(&o).contains("no job due"), "{}", out(&o));
+    assert_eq!(runs(&p), ["slow,RUNNING,schedule,2026-01-01T01:00:00Z"]);
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(runs(&p), ["slow,RUNNING,schedule,2026-01-01T01:00:00Z"]);
-    // The restarted scheduler marks the orphan FAILED and does not run its slot again.
+    // Once its heartbeat has expired, the next scheduler marks the orphan FAILED and does
+    // not run its slot again.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
     let o = cli(&p, &["scheduler", "--now", "2026-01-01T01:00:10Z"]);
     assert!(out(&o).contains("1 runs abandoned"), "{}", out(&o));
     assert!(out(&o).contains("no job due"), "{}", out(&o));
