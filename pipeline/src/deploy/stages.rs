@@ -151,8 +151,16 @@ pub(super) fn split_pipeline(
         code_uri,
         "s3",
         st,
-        // Batched for a few seconds: one invocation commits many segments.
-        sqs_events(&out_queue, 100, 5, MIN_SQS_CONCURRENCY),
+        // Batched for a few seconds: one invocation commits many segments. A sweep every
+        // few minutes commits what lost or exhausted notifications would leave staged.
+        {
+            let mut events = sqs_events(&out_queue, 100, 5, MIN_SQS_CONCURRENCY);
+            events["Sweep"] = json!({"Type": "ScheduleV2", "Properties": {
+                "ScheduleExpression": "rate(5 minutes)",
+                "Input": json!({"tributary": {"stage": "sink", "pipeline": p.name}}).to_string()
+            }});
+            events
+        },
         json!({}),
     );
     let raw_prefix = format!("{}/raw/", lake_key(&staging));

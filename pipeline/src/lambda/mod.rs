@@ -46,6 +46,10 @@ pub fn detect(event: &Value) -> Option<HandlerKind> {
     if query::is_http(event) {
         return Some(HandlerKind::Query);
     }
+    // The sink function's periodic sweep (split stages) comes to it as an S3 function.
+    if event["tributary"]["stage"].is_string() {
+        return Some(HandlerKind::S3);
+    }
     if event["tributary"]["job"].is_string()
         || event["detail-type"] == "Scheduled Event"
         || matches!(

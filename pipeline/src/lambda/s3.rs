@@ -72,6 +72,9 @@ fn decode_key(k: &str) -> String {
 }
 
 pub async fn handle(config: &Config, lake: &Lake, event: &Value) -> Result<Value> {
+    if let Some(stage) = event["tributary"]["stage"].as_str() {
+        return super::stages::sweep(config, lake, stage, &event["tributary"]["pipeline"]).await;
+    }
     let mut objs = Vec::new();
     objects(event, &mut objs)?;
     let mut per_pipeline: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();

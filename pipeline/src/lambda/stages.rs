@@ -110,6 +110,31 @@ pub async fn handle_segments(
     Ok(answers)
 }
 
+/// The sink function's scheduled sweep (`{"tributary": {"stage": "sink", "pipeline": P}}`):
+/// commits whatever is ready even if the notifications that should have started it were
+/// lost or ran out of retries, so nothing stays staged for long.
+pub async fn sweep(config: &Config, lake: &Lake, stage: &str, pipeline: &Value) -> Result<Value> {
+    let name = pipeline.as_str().ok_or_else(|| {
+        Error::Usage("a stage sweep names no pipeline: {\"tributary\": {\"stage\": \"sink\", \"pipeline\": NAME}}".into())
+    })?;
+    if stage != "sink" {
+        return Err(Error::Usage(format!(
+            "stage `{stage}` has no sweep (only the sink's: ingest and transform run on notifications of new objects)"
+        )));
+    }
+    let answers = handle_segments(
+        config,
+        lake,
+        vec![SegmentKey {
+            pipeline: name.to_string(),
+            dir: "out".into(),
+            seq: 0,
+        }],
+    )
+    .await?;
+    Ok(json!({ "runs": answers, "ignored": [] }))
+}
+
 /// The ingest function: the notified source objects into raw segments.
 pub async fn ingest(p: &Pipeline, lake: &Lake, keys: &BTreeSet<String>) -> Result<Value> {
     let s = staged::ingest(p, lake, Arc::new(AtomicBool::new(false)), Some(keys)).await?;

@@ -190,6 +190,15 @@ max_workers = 12
             .clone()
     };
     assert_eq!(scaling("Transform"), 12);
+    let sweep = &t["Resources"]["PipelineClicksSinkFunction"]["Properties"]["Events"]["Sweep"]["Properties"];
+    assert_eq!(sweep["ScheduleExpression"], "rate(5 minutes)");
+    assert!(
+        sweep["Input"]
+            .as_str()
+            .unwrap()
+            .contains("\"stage\":\"sink\""),
+        "{sweep}"
+    );
     assert_eq!(scaling("Sink"), 2);
     assert_eq!(scaling("Ingest"), 2);
     let setup = t["Outputs"]["PipelineClicksStagingNotificationSetup"]["Value"].to_string();
