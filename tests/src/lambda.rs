@@ -143,7 +143,9 @@ pub fn kinesis_event(stream: &str, recs: &[(String, String, Vec<u8>)]) -> serde_
         ));
         r.event_version = Some("1.0".into());
         r.invoke_identity_arn = Some("arn:aws:iam::123456789012:role/tributary".into());
-        r.kinesis.approximate_arrival_timestamp = SecondTimestamp(chrono::Utc::now());
+        // A minute on the stream before the function sees it.
+        r.kinesis.approximate_arrival_timestamp =
+            SecondTimestamp(chrono::Utc::now() - chrono::Duration::seconds(60));
         r.kinesis.data.0.clone_from(data);
         r.kinesis.partition_key = "k".into();
         r.kinesis.sequence_number = seq.clone();

@@ -20,11 +20,13 @@ use crate::error::{Error, Result};
 use crate::lake::{self, Lake};
 use crate::runtime::{RunOptions, run_pipeline};
 
-/// One record of the event: shard, sequence number, payload.
+/// One record of the event: shard, sequence number, payload, when it reached the stream.
 struct Rec {
     shard: String,
     seq: SeqNo,
     data: Vec<u8>,
+    /// `approximateArrivalTimestamp`, in seconds since the epoch.
+    arrived: Option<f64>,
 }
 
 fn parse(event: &Value) -> Result<(String, Vec<Rec>)> {
@@ -59,7 +61,15 @@ fn parse(event: &Value) -> Result<(String, Vec<Rec>)> {
                 "record {seq_text}: eventID names no shard"
             )));
         }
-        out.push(Rec { shard, seq, data });
+        // A number from Lambda; the aws_lambda_events types write it as a string.
+        let t = &r["kinesis"]["approximateArrivalTimestamp"];
+        let arrived = t.as_f64().or_else(|| t.as_str()?.parse().ok());
+        out.push(Rec {
+            shard,
+            seq,
+            data,
+            arrived,
+        });
     }
     Ok((stream.unwrap_or_default(), out))
 }
@@ -78,6 +88,16 @@ pub async fn handle(config: &Config, lake: &Lake, event: &Value) -> Result<Value
         return Err(Error::Internal("not a Kinesis pipeline".into()));
     };
     let lowest = records.iter().map(|r| r.seq.clone()).min();
+    // How far behind the stream this batch is: its oldest record's age (Lambda's
+    // IteratorAge, per invocation).
+    let now_ms = chrono::Utc::now().timestamp_millis() as f64;
+    let iterator_age_ms = records
+        .iter()
+        .filter_map(|r| r.arrived)
+        .map(|t| (now_ms - t * 1000.0).max(0.0) as u64)
+        .max();
+    let bytes: usize = records.iter().map(|r| r.data.len()).sum();
+    let metrics = Arc::new(crate::metrics::Metrics::default());
     let result = async {
         // What is already committed per shard (a retried batch, or a daemon's progress).
         let mut by_shard: BTreeMap<String, Vec<&Rec>> = BTreeMap::new();
@@ -119,6 +139,7 @@ pub async fn handle(config: &Config, lake: &Lake, event: &Value) -> Result<Value
         } else {
             let opts = RunOptions {
                 batches: Some(Arc::new(batches)),
+                metrics: Some(metrics.clone()),
                 ..Default::default()
             };
             Some(run_pipeline(p, lake, &opts).await?)
@@ -134,6 +155,9 @@ pub async fn handle(config: &Config, lake: &Lake, event: &Value) -> Result<Value
             "already_committed": skipped,
             "records_written": s.as_ref().map(|s| s.records_written).unwrap_or(0),
             "dead_lettered": s.as_ref().map(|s| s.dead_lettered).unwrap_or(0),
+            "bytes": bytes,
+            "commit_ms": commit_ms(&metrics, &p.name),
+            "iterator_age_ms": iterator_age_ms,
         })),
         Err(e) => {
             // Nothing of this invocation was committed (one commit, all or nothing): Lambda
@@ -145,4 +169,10 @@ pub async fn handle(config: &Config, lake: &Lake, event: &Value) -> Result<Value
             }))
         }
     }
+}
+
+/// Milliseconds the run spent committing (its commits' total latency).
+pub(super) fn commit_ms(metrics: &crate::metrics::Metrics, pipeline: &str) -> f64 {
+    let m = metrics.pipeline(pipeline);
+    m.commit_micros.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1000.0
 }

@@ -111,8 +111,9 @@ pub async fn handle_with_id(
 }
 
 /// One CloudWatch Embedded Metric Format record for the invocation (Lambda sends stderr to
-/// CloudWatch Logs, which turns it into metrics): records in and out, dead letters, failed
-/// batch items, duration; dimensions handler and pipeline.
+/// CloudWatch Logs, which turns it into metrics): records in and out, bytes, dead letters,
+/// failed batch items, duration, commit latency and (Kinesis) iterator age; dimensions
+/// handler and pipeline.
 fn emf(
     kind: HandlerKind,
     answer: &Value,
@@ -135,6 +136,12 @@ fn emf(
         HandlerKind::Schedule => (0, sum("rows_written"), 0),
         HandlerKind::Query => (0, 0, 0),
     };
+    let total = |key: &str| -> f64 {
+        match answer["runs"].as_array() {
+            Some(runs) => runs.iter().filter_map(|r| r[key].as_f64()).sum(),
+            None => answer[key].as_f64().unwrap_or(0.0),
+        }
+    };
     let failed = answer["batchItemFailures"]
         .as_array()
         .map(|a| a.len())
@@ -155,7 +162,10 @@ fn emf(
                     {"Name": "RecordsOut", "Unit": "Count"},
                     {"Name": "DeadLettered", "Unit": "Count"},
                     {"Name": "FailedBatchItems", "Unit": "Count"},
-                    {"Name": "DurationMs", "Unit": "Milliseconds"}
+                    {"Name": "DurationMs", "Unit": "Milliseconds"},
+                    {"Name": "Bytes", "Unit": "Bytes"},
+                    {"Name": "CommitLatencyMs", "Unit": "Milliseconds"},
+                    {"Name": "IteratorAgeMs", "Unit": "Milliseconds"}
                 ]
             }]
         },
@@ -166,6 +176,10 @@ fn emf(
         "DeadLettered": dead,
         "FailedBatchItems": failed,
         "DurationMs": took.as_millis() as u64,
+        "Bytes": total("bytes"),
+        "CommitLatencyMs": total("commit_ms"),
+        // Kinesis only: the batch's oldest record's age when the invocation began.
+        "IteratorAgeMs": answer["iterator_age_ms"].as_u64().unwrap_or(0),
         "correlation_id": correlation_id
     })
 }

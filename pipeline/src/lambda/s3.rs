@@ -105,8 +105,10 @@ pub async fn handle(config: &Config, lake: &Lake, event: &Value) -> Result<Value
             runs.push(super::stages::ingest(p, lake, &keys).await?);
             continue;
         }
+        let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
         let opts = RunOptions {
             only_objects: Some(keys.clone()),
+            metrics: Some(metrics.clone()),
             ..Default::default()
         };
         let s = run_pipeline(p, lake, &opts).await?;
@@ -116,6 +118,8 @@ pub async fn handle(config: &Config, lake: &Lake, event: &Value) -> Result<Value
             "records_read": s.records_read,
             "records_written": s.records_written,
             "dead_lettered": s.dead_lettered,
+            "bytes": s.bytes_read,
+            "commit_ms": super::kinesis::commit_ms(&metrics, &name),
         }));
     }
     runs.extend(super::stages::handle_segments(config, lake, segments).await?);

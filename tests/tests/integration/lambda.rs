@@ -167,6 +167,13 @@ async fn kinesis_batches_commit_exactly_once_and_report_failures() {
                 "Tributary"
             );
             assert_eq!(emf["RecordsIn"], c.len());
+            let bytes: usize = c.iter().map(|(_, _, d)| d.len()).sum();
+            assert_eq!(emf["Bytes"].as_f64(), Some(bytes as f64), "{emf}");
+            // Its records reached the stream a minute before (the event says so).
+            let age = emf["IteratorAgeMs"].as_u64().unwrap();
+            assert!((60_000..120_000).contains(&age), "{emf}");
+            // Each batch commits once; the commit took some time.
+            assert!(emf["CommitLatencyMs"].as_f64().unwrap() > 0.0, "{emf}");
             assert_eq!(emf["Pipeline"], "events");
             assert_eq!(emf["correlation_id"], v["correlation_id"]);
             written +=
