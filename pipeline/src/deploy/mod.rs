@@ -160,6 +160,18 @@ fn function(
     );
 }
 
+/// The statement letting a function read an S3 source's objects (its prefix only).
+fn read_source_objects(s: &tributary_connectors::s3::S3SourceConfig) -> Value {
+    let src_prefix = s.prefix.trim_end_matches('/');
+    let objects = if src_prefix.is_empty() {
+        format!("arn:${{AWS::Partition}}:s3:::{}/*", s.bucket)
+    } else {
+        format!("arn:${{AWS::Partition}}:s3:::{}/{src_prefix}/*", s.bucket)
+    };
+    json!({"Sid": "ReadSourceObjects", "Effect": "Allow",
+        "Action": ["s3:GetObject"], "Resource": sub(objects)})
+}
+
 /// An SQS queue (with its own dead-letter queue) that `bucket`'s notifications go to, and
 /// the statement letting a function consume it. The bucket lives outside the stack: an
 /// output gives the command that points its notifications here.
@@ -290,13 +302,7 @@ pub fn sam_template(config: &Config, opts: &SamOptions) -> Result<Value> {
             ),
             SourceKind::S3(s) => {
                 let src_prefix = s.prefix.trim_end_matches('/');
-                let objects = if src_prefix.is_empty() {
-                    format!("arn:${{AWS::Partition}}:s3:::{}/*", s.bucket)
-                } else {
-                    format!("arn:${{AWS::Partition}}:s3:::{}/{src_prefix}/*", s.bucket)
-                };
-                st.push(json!({"Sid": "ReadSourceObjects", "Effect": "Allow",
-                    "Action": ["s3:GetObject"], "Resource": sub(objects)}));
+                st.push(read_source_objects(s));
                 st.push(notification_queue(
                     &mut resources,
                     &format!("{id}Notifications"),

@@ -11,7 +11,9 @@
 use serde_json::{Map, Value, json};
 use tributary_connectors::s3::S3SourceConfig;
 
-use super::{LakeAccess, function, logical_id, notification_queue, notification_setup, sub};
+use super::{
+    LakeAccess, function, logical_id, notification_queue, notification_setup, read_source_objects,
+};
 use crate::config::Pipeline;
 
 /// Lambda's floor for an SQS event source's maximum concurrency.
@@ -64,16 +66,7 @@ pub(super) fn split_pipeline(
         vec![staging.clone(), leases.clone()],
     );
     let src_prefix = source.prefix.trim_end_matches('/');
-    let objects = if src_prefix.is_empty() {
-        format!("arn:${{AWS::Partition}}:s3:::{}/*", source.bucket)
-    } else {
-        format!(
-            "arn:${{AWS::Partition}}:s3:::{}/{src_prefix}/*",
-            source.bucket
-        )
-    };
-    st.push(json!({"Sid": "ReadSourceObjects", "Effect": "Allow",
-        "Action": ["s3:GetObject"], "Resource": sub(objects)}));
+    st.push(read_source_objects(source));
     let queue = format!("{id}IngestNotifications");
     st.push(notification_queue(
         resources,

@@ -116,6 +116,15 @@ async fn kinesis_faults_are_retried_and_a_dead_endpoint_opens_the_circuit() {
     assert_exactly_once(&p, &sent(&p).0, None).await;
 }
 
+/// A project reading `s3://bucket/in/` into a lake at `s3://bucket/lake`, both through the
+/// S3 endpoint `endpoint` (a fault proxy).
+fn s3_project(bucket: &str, endpoint: &str, batch_size: u32, flush_rows: u32) -> TempProject {
+    let config = format!(
+        "[project]\nlake = \"s3://{bucket}/lake\"\n\n[storage.s3]\nendpoint = \"{endpoint}\"\nallow_http = true\nregion = \"us-east-1\"\n\n[pipelines.events]\ntable = \"events\"\nbatch_size = {batch_size}\nsource = {{ type = \"s3\", url = \"s3://{bucket}/in/\" }}\n[pipelines.events.sink]\nflush_rows = {flush_rows}\n"
+    );
+    TempProject::new(&config, &[("events", EVENTS_SCHEMA)])
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_slowdown_errors_drops_and_latency_lose_nothing() {
     let bucket = unique("chaos");
@@ -131,11 +140,7 @@ async fn s3_slowdown_errors_drops_and_latency_lose_nothing() {
         ],
         4,
     );
-    let config = format!(
-        "[project]\nlake = \"s3://{bucket}/lake\"\n\n[storage.s3]\nendpoint = \"{}\"\nallow_http = true\nregion = \"us-east-1\"\n\n[pipelines.events]\ntable = \"events\"\nbatch_size = 2000\nsource = {{ type = \"s3\", url = \"s3://{bucket}/in/\" }}\n[pipelines.events.sink]\nflush_rows = 4000\n",
-        proxy.endpoint
-    );
-    let p = TempProject::new(&config, &[("events", EVENTS_SCHEMA)]);
+    let p = s3_project(&bucket, &proxy.endpoint, 2000, 4000);
     p.gen_events(20_000, 4, 0.01, 82);
     tributary_tests::aws::upload_data(&bucket, "in/", &ndjson_files(&p.data_dir())).await;
     let out = Command::new(tributary_bin())
@@ -181,11 +186,7 @@ async fn lost_commit_acknowledgements_neither_fail_nor_duplicate() {
         &[Fault::LostAck],
         2,
     );
-    let config = format!(
-        "[project]\nlake = \"s3://{bucket}/lake\"\n\n[storage.s3]\nendpoint = \"{}\"\nallow_http = true\nregion = \"us-east-1\"\n\n[pipelines.events]\ntable = \"events\"\nbatch_size = 1000\nsource = {{ type = \"s3\", url = \"s3://{bucket}/in/\" }}\n[pipelines.events.sink]\nflush_rows = 2000\n",
-        proxy.endpoint
-    );
-    let p = TempProject::new(&config, &[("events", EVENTS_SCHEMA)]);
+    let p = s3_project(&bucket, &proxy.endpoint, 1000, 2000);
     p.gen_events(12_000, 3, 0.01, 84);
     tributary_tests::aws::upload_data(&bucket, "in/", &ndjson_files(&p.data_dir())).await;
     let out = Command::new(tributary_bin())

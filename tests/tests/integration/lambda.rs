@@ -27,6 +27,27 @@ fn s3_event(bucket: &str, encoded_key: &str) -> Value {
         "s3": {"bucket": {"name": bucket}, "object": {"key": encoded_key}}}]})
 }
 
+/// Puts the project's data files, in order, to `bucket` under `keys`; the bucket's store.
+async fn put_as(
+    p: &TempProject,
+    bucket: &str,
+    keys: &[&str],
+) -> std::sync::Arc<dyn object_store::ObjectStore> {
+    let store = tributary_connectors::aws::s3_store(bucket, &tributary_tests::aws::settings())
+        .await
+        .unwrap();
+    for (f, k) in ndjson_files(&p.data_dir()).iter().zip(keys) {
+        object_store::ObjectStoreExt::put(
+            store.as_ref(),
+            &object_store::path::Path::from(*k),
+            std::fs::read(f).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    }
+    store
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_notifications_read_the_named_objects_once() {
     let bucket = unique("lambda");
@@ -37,20 +58,12 @@ async fn s3_notifications_read_the_named_objects_once() {
     );
     let p = TempProject::new(&config, &[("events", EVENTS_SCHEMA)]);
     p.gen_events(3000, 3, 0.0, 91);
-    let files = ndjson_files(&p.data_dir());
-    let store = tributary_connectors::aws::s3_store(&bucket, &tributary_tests::aws::settings())
-        .await
-        .unwrap();
-    let keys = ["in/a.ndjson", "in/b c.ndjson", "in/c.ndjson"];
-    for (f, k) in files.iter().zip(keys) {
-        object_store::ObjectStoreExt::put(
-            store.as_ref(),
-            &object_store::path::Path::from(k),
-            std::fs::read(f).unwrap().into(),
-        )
-        .await
-        .unwrap();
-    }
+    put_as(
+        &p,
+        &bucket,
+        &["in/a.ndjson", "in/b c.ndjson", "in/c.ndjson"],
+    )
+    .await;
     // Direct S3 event for one object: just its records.
     let (o, v) = invoke(&p, &s3_event(&bucket, "in/a.ndjson"));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -362,19 +375,8 @@ async fn split_stage_functions_deliver_exactly_once() {
     let p = TempProject::new(&config, &[("events", EVENTS_SCHEMA)]);
     p.gen_events(3000, 3, 0.02, 93);
     let (want, bad) = tributary_tests::sent(&p);
-    let store = tributary_connectors::aws::s3_store(&bucket, &tributary_tests::aws::settings())
-        .await
-        .unwrap();
     let keys = ["in/a.ndjson", "in/b.ndjson", "in/c.ndjson"];
-    for (f, k) in ndjson_files(&p.data_dir()).iter().zip(keys) {
-        object_store::ObjectStoreExt::put(
-            store.as_ref(),
-            &object_store::path::Path::from(k),
-            std::fs::read(f).unwrap().into(),
-        )
-        .await
-        .unwrap();
-    }
+    let store = put_as(&p, &bucket, &keys).await;
     let ok = |o: &Output| assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     // Ingest function: two objects in one queue batch are staged, not written.

@@ -5,7 +5,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tributary_tests::{TempProject, assert_exactly_once, sent, tributary_bin};
+use tributary_tests::{TempProject, assert_exactly_once, cli, sent, tributary_bin};
 
 fn stage(p: &TempProject, stage: &str, extra: &[&str]) -> Child {
     Command::new(tributary_bin())
@@ -159,30 +159,21 @@ async fn three_stage_processes_deliver_exactly_once_through_kills() {
 
 #[test]
 fn stages_refuse_bad_settings_a_stream_source_and_no_pipeline() {
-    let p = TempProject::events(
-        "[pipelines.events.stages.transform]\nmin_workers = 2\nmax_workers = 1\n",
-    );
-    let o = Command::new(tributary_bin())
-        .current_dir(p.path())
-        .args(["validate"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
+    // `validate` refuses the config (exit 2): its errors.
+    let refused = |extra: &str| {
+        let o = cli(&TempProject::events(extra), &["validate"]);
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        err
+    };
+    let err = refused("[pipelines.events.stages.transform]\nmin_workers = 2\nmax_workers = 1\n");
     assert!(err.contains("tributary.toml:9:15"), "{err}");
     assert!(
         err.contains("max_workers (1) is below min_workers (2)"),
         "{err}"
     );
     // Split stage functions need an S3 source (their hand-over runs on bucket notifications).
-    let p = TempProject::events("[pipelines.events.lambda]\nsplit_stages = true\n");
-    let o = Command::new(tributary_bin())
-        .current_dir(p.path())
-        .args(["validate"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
+    let err = refused("[pipelines.events.lambda]\nsplit_stages = true\n");
     assert!(err.contains("tributary.toml:8:16"), "{err}");
     assert!(err.contains("only S3-source pipelines"), "{err}");
     let p = TempProject::events("");
