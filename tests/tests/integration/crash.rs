@@ -79,7 +79,8 @@ async fn s3_prefix_source_survives_twenty_kills_exactly_once() {
         storage_toml()
     );
     let p = TempProject::new(&config, &[("events", EVENTS_SCHEMA)]);
-    let m = p.gen_events(50_000, 5, 0.01, 62);
+    // Enough input that twenty kills land before it runs out, on a fast machine too.
+    let m = p.gen_events(100_000, 5, 0.01, 62);
     let (want, bad) = sent(&p);
     assert_eq!(bad, bad_lines(&m));
     tributary_tests::aws::upload_data(&bucket, "in/", &ndjson_files(&p.data_dir())).await;
