@@ -2,7 +2,7 @@
 //! session (partition pruning and file statistics via the Delta table provider).
 
 mod athena;
-mod params;
+pub mod params;
 mod scan;
 mod travel;
 mod unnest;
@@ -269,6 +269,28 @@ impl QueryEngine {
     /// Bytes read from the lake's data files since the last query or plan started.
     pub fn bytes_scanned(&self) -> u64 {
         self.meter.read.load(Ordering::Relaxed)
+    }
+
+    /// Runs `sql` with Athena-style execution parameters: SQL literals as text, bound in
+    /// order to its `?` placeholders, each cast to the type its use implies.
+    pub async fn sql_with_literals(&self, sql: &str, parameters: &[String]) -> Result<QueryResult> {
+        if parameters.is_empty() {
+            return self.sql(sql).await;
+        }
+        let values = parameters
+            .iter()
+            .map(|p| params::literal(p))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(Error::Query)?;
+        let types: Vec<_> = self
+            .prepare(sql)
+            .await?
+            .params
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        let values = params::cast_to_planned(values, &types).map_err(Error::Query)?;
+        self.sql_with_params(sql, Some(values)).await
     }
 
     /// Runs `sql` with `params` bound to its placeholders (`?` in order, or `$n`).

@@ -166,10 +166,14 @@ async fn auth(State(st): State<AppState>, req: Request, next: Next) -> Response 
 #[derive(Deserialize)]
 struct StartBody {
     sql: String,
+    /// SQL literals for the query's `?` placeholders, in order (Athena's
+    /// ExecutionParameters).
+    #[serde(default)]
+    parameters: Vec<String>,
 }
 
 async fn start(State(st): State<AppState>, body: axum::Json<StartBody>) -> Response {
-    match st.service.submit(&body.sql).await {
+    match st.service.submit(&body.sql, &body.parameters).await {
         Ok(info) => (StatusCode::OK, axum::Json(info)).into_response(),
         Err(e) => internal(e),
     }

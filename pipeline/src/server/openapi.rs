@@ -21,7 +21,10 @@ pub fn spec() -> Value {
                     "operationId": "startQuery",
                     "summary": "Start a query; returns at once with its id (state QUEUED, or SUCCEEDED when results are reused)",
                     "requestBody": { "required": true, "content": { "application/json": { "schema": {
-                        "type": "object", "required": ["sql"], "properties": { "sql": { "type": "string" } } } } } },
+                        "type": "object", "required": ["sql"], "properties": {
+                            "sql": { "type": "string" },
+                            "parameters": { "type": "array", "items": { "type": "string" },
+                                            "description": "SQL literals (42, 'DE', TRUE, NULL) bound in order to the query's ? placeholders, like Athena's ExecutionParameters" } } } } } },
                     "responses": { "200": info_resp, "400": err, "401": err, "403": err }
                 },
                 "get": {
@@ -72,6 +75,7 @@ pub fn spec() -> Value {
                     "properties": {
                         "query_id": { "type": "string" },
                         "sql": { "type": "string" },
+                        "parameters": { "type": "array", "items": { "type": "string" } },
                         "state": { "type": "string", "enum": ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"] },
                         "submitted_at": { "type": "string", "format": "date-time" },
                         "started_at": { "type": ["string", "null"], "format": "date-time" },

@@ -114,29 +114,15 @@ impl PreparedStatements {
                 "{rows} rows of parameters: bind one row per execution"
             )));
         }
-        if batch.num_columns() != types.len() {
-            return Err(Status::invalid_argument(format!(
-                "the statement has {} parameters, {} were sent",
-                types.len(),
-                batch.num_columns()
-            )));
+        let mut values = Vec::with_capacity(batch.num_columns());
+        for i in 0..batch.num_columns() {
+            values.push(
+                ScalarValue::try_from_array(batch.column(i), 0)
+                    .map_err(|e| Status::invalid_argument(format!("parameter {}: {e}", i + 1)))?,
+            );
         }
-        let mut values = Vec::with_capacity(types.len());
-        for (i, t) in types.iter().enumerate() {
-            let v = ScalarValue::try_from_array(batch.column(i), 0)
-                .map_err(|e| Status::invalid_argument(format!("parameter {}: {e}", i + 1)))?;
-            let v = match t {
-                Some(t) if v.data_type() != *t => v.cast_to(t).map_err(|e| {
-                    Status::invalid_argument(format!(
-                        "parameter {} ({}) does not fit its use ({t}): {e}",
-                        i + 1,
-                        v.data_type()
-                    ))
-                })?,
-                _ => v,
-            };
-            values.push(v);
-        }
+        let values = crate::query::params::cast_to_planned(values, &types)
+            .map_err(Status::invalid_argument)?;
         if let Some(s) = self.lock().get_mut(handle) {
             s.params = Some(values);
         }

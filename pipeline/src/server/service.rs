@@ -51,6 +51,9 @@ pub struct Statistics {
 pub struct QueryInfo {
     pub query_id: String,
     pub sql: String,
+    /// Athena-style execution parameters: SQL literals bound to the `?`s, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parameters: Vec<String>,
     pub state: State,
     pub submitted_at: String,
     pub started_at: Option<String>,
@@ -158,14 +161,19 @@ impl QueryService {
     }
 
     /// Starts a query; returns its id at once.
-    pub async fn submit(self: &Arc<Self>, sql: &str) -> Result<QueryInfo> {
+    pub async fn submit(self: &Arc<Self>, sql: &str, parameters: &[String]) -> Result<QueryInfo> {
         if sql.trim().is_empty() {
             return Err(Error::Usage("the query text is empty".into()));
+        }
+        // Parameters are literals, checked now: a bad one is the request's fault (400).
+        for p in parameters {
+            crate::query::params::literal(p).map_err(Error::Usage)?;
         }
         let id = uuid::Uuid::new_v4().to_string();
         let mut info = QueryInfo {
             query_id: id.clone(),
             sql: sql.to_string(),
+            parameters: parameters.to_vec(),
             state: State::Queued,
             submitted_at: now(),
             started_at: None,
@@ -175,7 +183,7 @@ impl QueryService {
             output_location: None,
             reused_from: None,
         };
-        if let Some(prev) = self.reusable(sql).await? {
+        if let Some(prev) = self.reusable(sql, parameters).await? {
             info.state = State::Succeeded;
             info.started_at = Some(info.submitted_at.clone());
             info.ended_at = Some(info.submitted_at.clone());
@@ -210,13 +218,14 @@ impl QueryService {
     }
 
     /// A finished, successful query with the same text within the reuse age.
-    async fn reusable(&self, sql: &str) -> Result<Option<QueryInfo>> {
+    async fn reusable(&self, sql: &str, parameters: &[String]) -> Result<Option<QueryInfo>> {
         let Some(age) = self.reuse_max_age else {
             return Ok(None);
         };
         let cutoff = chrono::Utc::now() - chrono::Duration::from_std(age).unwrap_or_default();
         Ok(self.list(200).await?.into_iter().find(|q| {
             q.sql == sql
+                && q.parameters == parameters
                 && q.state == State::Succeeded
                 && q.reused_from.is_none()
                 && q.ended_at
@@ -239,7 +248,7 @@ impl QueryService {
             return;
         };
         let _ = self.persist(&info).await;
-        let outcome = self.run(&id, &info.sql).await;
+        let outcome = self.run(&id, &info.sql, &info.parameters).await;
         let Some(info) = self.update(&id, |i| {
             i.ended_at = Some(now());
             i.statistics.queued_ms =
@@ -341,9 +350,9 @@ impl QueryService {
     }
 
     /// Runs the query and stores its results as an Arrow IPC file.
-    async fn run(&self, id: &str, sql: &str) -> Result<Done> {
+    async fn run(&self, id: &str, sql: &str, parameters: &[String]) -> Result<Done> {
         let engine = QueryEngine::open_with(&self.lake, &self.limits).await?;
-        let r = engine.sql(sql).await?;
+        let r = engine.sql_with_literals(sql, parameters).await?;
         let mut buf = Vec::new();
         {
             let mut w = arrow::ipc::writer::FileWriter::try_new(&mut buf, &r.schema)?;

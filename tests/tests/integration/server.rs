@@ -294,6 +294,45 @@ async fn query_api_end_to_end() {
     );
     assert_eq!(st, 200);
     assert_eq!(page["rows"].as_array().unwrap().len(), 5);
+
+    // Execution parameters (Athena's): literals bound to the `?`s, cast to their use, each
+    // set of values its own query (not a reuse of another's results).
+    let sql = "SELECT count(*) AS n FROM events WHERE total_amount > ? AND status <> ?";
+    let mut counts = Vec::new();
+    for threshold in ["50", "100.5"] {
+        let (st, v) = call(
+            &s,
+            "POST",
+            "/v1/queries",
+            Some(json!({ "sql": sql, "parameters": [threshold, "'cancelled'"] })),
+        );
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["parameters"][1], "'cancelled'");
+        let id = v["query_id"].as_str().unwrap().to_string();
+        assert_eq!(wait(&s, &id)["state"], "SUCCEEDED");
+        let (_, page) = call(&s, "GET", &format!("/v1/queries/{id}/results"), None);
+        let n = page["rows"][0]["n"].as_i64().unwrap();
+        let want = p
+            .count(&format!(
+                "SELECT count(*) FROM events WHERE total_amount > {threshold} AND status <> 'cancelled'"
+            ))
+            .await;
+        assert_eq!(n, want, "{page}");
+        counts.push(n);
+    }
+    assert!(counts[0] > counts[1], "{counts:?}");
+    // A parameter is a value, never SQL: refused before anything runs.
+    let (st, v) = call(
+        &s,
+        "POST",
+        "/v1/queries",
+        Some(json!({ "sql": sql, "parameters": ["(SELECT 1)", "'x'"] })),
+    );
+    assert_eq!(st, 400, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("not a literal"),
+        "{v}"
+    );
 }
 
 /// The real ADBC Flight SQL driver (PyPI) against the Flight SQL endpoint: auth, queries
