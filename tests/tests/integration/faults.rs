@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tributary_tests::aws::{create_bucket, create_stream, endpoint, kinesis, unique};
 use tributary_tests::fault::{ChaosProxy, Fault};
 use tributary_tests::{
-    EVENTS_SCHEMA, TempProject, assert_exactly_once, ndjson_files, sent, tributary_bin,
+    EVENTS_SCHEMA, TempProject, assert_exactly_once, cli, ndjson_files, sent, tributary_bin,
 };
 
 fn send(p: &TempProject, stream: &str, file: &std::path::Path) {
@@ -143,11 +143,7 @@ async fn s3_slowdown_errors_drops_and_latency_lose_nothing() {
     let p = s3_project(&bucket, &proxy.endpoint, 2000, 4000);
     p.gen_events(20_000, 4, 0.01, 82);
     tributary_tests::aws::upload_data(&bucket, "in/", &ndjson_files(&p.data_dir())).await;
-    let out = Command::new(tributary_bin())
-        .args(["--no-progress", "run"])
-        .current_dir(p.path())
-        .output()
-        .unwrap();
+    let out = cli(&p, &["run"]);
     assert!(
         out.status.success(),
         "{}",
@@ -162,11 +158,7 @@ async fn s3_slowdown_errors_drops_and_latency_lose_nothing() {
     proxy.set_faults(false);
     assert_exactly_once(&p, &sent(&p).0, None).await;
     // A second run over the same objects adds nothing.
-    let out = Command::new(tributary_bin())
-        .args(["--no-progress", "run"])
-        .current_dir(p.path())
-        .output()
-        .unwrap();
+    let out = cli(&p, &["run"]);
     assert!(out.status.success());
     assert_exactly_once(&p, &sent(&p).0, None).await;
 }
@@ -189,11 +181,7 @@ async fn lost_commit_acknowledgements_neither_fail_nor_duplicate() {
     let p = s3_project(&bucket, &proxy.endpoint, 1000, 2000);
     p.gen_events(12_000, 3, 0.01, 84);
     tributary_tests::aws::upload_data(&bucket, "in/", &ndjson_files(&p.data_dir())).await;
-    let out = Command::new(tributary_bin())
-        .args(["--no-progress", "run"])
-        .current_dir(p.path())
-        .output()
-        .unwrap();
+    let out = cli(&p, &["run"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     eprintln!("lost acks: {}", proxy.stats.summary());
