@@ -577,21 +577,13 @@ async fn demo(cli: &Cli, records: u64, files: usize) -> Result<()> {
     let q = "SELECT dt, count(*) AS orders, round(sum(total_amount), 2) AS revenue, \
              sum(CASE WHEN value_band = 'high' THEN 1 ELSE 0 END) AS high_value \
              FROM orders GROUP BY dt ORDER BY dt";
-    println!("\n$ tributary query \"{q}\"");
-    let stdout = std::io::stdout();
-    write_result(
-        &engine.sql(q).await?,
-        OutputFormat::Table,
-        &mut stdout.lock(),
-    )?;
+    print_query(&engine, q).await?;
     if engine.tables().iter().any(|t| t == "orders_dlq") {
-        let q = "SELECT error_kind, count(*) AS records FROM orders_dlq GROUP BY error_kind ORDER BY error_kind";
-        println!("\n$ tributary query \"{q}\"");
-        write_result(
-            &engine.sql(q).await?,
-            OutputFormat::Table,
-            &mut stdout.lock(),
-        )?;
+        print_query(
+            &engine,
+            "SELECT error_kind, count(*) AS records FROM orders_dlq GROUP BY error_kind ORDER BY error_kind",
+        )
+        .await?;
     }
     // The demo's SQL jobs, once each in dependency order (the scheduler would fire them on
     // their schedules: `tributary scheduler`).
@@ -620,17 +612,25 @@ async fn demo(cli: &Cli, records: u64, files: usize) -> Result<()> {
     }
     if done.iter().any(|j| j == "daily_revenue") {
         let engine = QueryEngine::open(&lake).await?;
-        let q = "SELECT dt, sum(orders) AS orders, round(sum(revenue), 2) AS revenue FROM daily_revenue GROUP BY dt ORDER BY dt";
-        println!("\n$ tributary query \"{q}\"");
-        write_result(
-            &engine.sql(q).await?,
-            OutputFormat::Table,
-            &mut stdout.lock(),
-        )?;
+        print_query(
+            &engine,
+            "SELECT dt, sum(orders) AS orders, round(sum(revenue), 2) AS revenue FROM daily_revenue GROUP BY dt ORDER BY dt",
+        )
+        .await?;
     }
     println!(
         "\nlake: {}   (try `tributary tables`, `tributary jobs list`)",
         lake.display()
     );
     Ok(())
+}
+
+/// Prints a query as the command that would run it, then its result as a table (the demo).
+async fn print_query(engine: &QueryEngine, q: &str) -> Result<()> {
+    println!("\n$ tributary query \"{q}\"");
+    write_result(
+        &engine.sql(q).await?,
+        OutputFormat::Table,
+        &mut std::io::stdout().lock(),
+    )
 }
