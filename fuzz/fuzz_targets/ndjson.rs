@@ -1,5 +1,5 @@
-//! Any bytes as a chunk of NDJSON events: good rows and bad records, never a panic, and
-//! every non-blank line accounted for.
+//! Any bytes as a chunk of NDJSON events: good rows and bad records, never a panic, every
+//! non-blank line accounted for — and the one-pass fast path answers exactly as arrow-json.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -32,6 +32,11 @@ fn decoder() -> &'static NdjsonDecoder {
     })
 }
 
+fn arrow_only() -> &'static NdjsonDecoder {
+    static D: OnceLock<NdjsonDecoder> = OnceLock::new();
+    D.get_or_init(|| decoder().clone().arrow_only())
+}
+
 fuzz_target!(|data: &[u8]| {
     let chunk = SourceBatch {
         records: data.to_vec(),
@@ -45,4 +50,10 @@ fuzz_target!(|data: &[u8]| {
     let d = decoder().decode(&chunk, 0);
     let good = d.batch.as_ref().map(|b| b.num_rows()).unwrap_or(0);
     assert_eq!(good + d.bad.len(), d.lines, "a line was lost");
+    let a = arrow_only().decode(&chunk, 0);
+    assert_eq!(d.batch, a.batch, "the fast path and arrow-json disagree");
+    let bad = |x: &tributary::decode::Decoded| -> Vec<(u64, &str)> {
+        x.bad.iter().map(|b| (b.offset, b.kind)).collect()
+    };
+    assert_eq!(bad(&d), bad(&a), "the fast path and arrow-json disagree on bad records");
 });

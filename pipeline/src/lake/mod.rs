@@ -8,7 +8,7 @@ mod sink;
 mod checkpoint;
 pub mod evolution;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -45,6 +45,9 @@ enum Location {
 #[derive(Clone)]
 pub struct Lake {
     location: Location,
+    /// Tables loaded for queries, kept so a long-lived process (the query server) reads
+    /// only the commits made since, not the whole log, for each query.
+    loaded: Arc<tokio::sync::Mutex<HashMap<String, DeltaTable>>>,
 }
 
 impl std::fmt::Debug for Lake {
@@ -65,6 +68,7 @@ impl Lake {
                     prefix,
                     store,
                 },
+                loaded: Default::default(),
             });
         }
         let root = PathBuf::from(location.trim_start_matches("file://"));
@@ -73,6 +77,7 @@ impl Lake {
         let root = std::fs::canonicalize(&root).unwrap_or(root);
         Ok(Self {
             location: Location::Local(root),
+            loaded: Default::default(),
         })
     }
 
@@ -238,6 +243,33 @@ impl Lake {
             Err(DeltaTableError::NotATable(_)) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The latest version of a table, for reading: loaded once, then brought up to date
+    /// with the commits since (one listing of its log). `None` if there is no such table.
+    pub async fn load_latest(&self, name: &str) -> Result<Option<DeltaTable>> {
+        let cached = self.loaded.lock().await.get(name).cloned();
+        let table = match cached {
+            Some(mut t) => {
+                // The version held must still be in the log (a table dropped and created
+                // again starts over), else load it afresh.
+                let held = match t.version() {
+                    Some(v) => t.log_store().read_commit_entry(v).await.ok().flatten(),
+                    None => None,
+                };
+                match (held, t.update_state().await) {
+                    (Some(_), Ok(())) => Some(t),
+                    _ => self.load(name).await?,
+                }
+            }
+            None => self.load(name).await?,
+        };
+        let mut loaded = self.loaded.lock().await;
+        match &table {
+            Some(t) => loaded.insert(name.to_string(), t.clone()),
+            None => loaded.remove(name),
+        };
+        Ok(table)
     }
 
     /// Opens a table, creating it with `schema` and `partitions` if it does not exist. An

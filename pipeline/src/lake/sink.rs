@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use deltalake::DeltaTable;
@@ -12,7 +12,10 @@ use deltalake::kernel::Add;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Transaction};
 use deltalake::parquet::basic::{Compression, ZstdLevel};
-use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use deltalake::parquet::file::properties::{
+    EnabledStatistics, WriterProperties, WriterPropertiesBuilder,
+};
+use deltalake::parquet::schema::types::ColumnPath;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
 use tokio::sync::{mpsc, oneshot};
@@ -138,6 +141,42 @@ pub struct TableSink {
     /// Partition key → shard, assigned to the least-loaded shard on first sight.
     assignment: HashMap<String, usize>,
     buffered_rows: u64,
+    /// Shards not started yet: they start at the first write, tuned to its rows.
+    pending: Option<PendingShards>,
+}
+
+struct PendingShards {
+    props: WriterPropertiesBuilder,
+    row_group_rows: usize,
+    settings: WriterSettings,
+    count: usize,
+}
+
+/// Top-level columns of a sample whose non-null values are more than half distinct (at
+/// least 1,000 of them seen, so a small batch decides nothing): string columns first (ids),
+/// then 8-byte ones (timestamps, measures).
+fn high_cardinality_columns(sample: &RecordBatch) -> (Vec<String>, Vec<String>) {
+    let (mut strings, mut wide) = (Vec::new(), Vec::new());
+    for (field, col) in sample.schema().fields().iter().zip(sample.columns()) {
+        let n = col.len().min(10_000);
+        let valid = (0..n).filter(|i| col.is_valid(*i));
+        if let Some(values) = col.as_string_opt::<i32>() {
+            let seen: Vec<&str> = valid.map(|i| values.value(i)).collect();
+            let distinct: std::collections::HashSet<&str> = seen.iter().copied().collect();
+            if seen.len() >= 1_000 && distinct.len() * 2 > seen.len() {
+                strings.push(field.name().clone());
+            }
+        } else if col.data_type().is_primitive() && col.data_type().primitive_width() == Some(8) {
+            let data = col.to_data();
+            let bits = data.buffer::<u64>(0);
+            let seen: Vec<u64> = valid.filter_map(|i| bits.get(i).copied()).collect();
+            let distinct: std::collections::HashSet<u64> = seen.iter().copied().collect();
+            if seen.len() >= 1_000 && distinct.len() * 2 > seen.len() {
+                wide.push(field.name().clone());
+            }
+        }
+    }
+    (strings, wide)
 }
 
 impl TableSink {
@@ -151,30 +190,63 @@ impl TableSink {
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(level))
             .set_max_row_group_row_count(Some(settings.row_group_rows))
-            .set_statistics_enabled(EnabledStatistics::Page)
-            .build();
-        let mut schema = None;
-        let mut list = Vec::new();
-        for _ in 0..shards.max(1) {
-            let writer = RecordBatchWriter::for_table(&table)?
-                .with_writer_properties(props.clone())
-                .with_target_file_size(settings.target_file_bytes);
-            schema.get_or_insert_with(|| writer.arrow_schema());
-            let (tx, rx) = mpsc::channel(4);
-            tokio::spawn(shard_loop(writer, rx, settings.max_file_rows));
-            list.push(Shard { tx, rows: 0 });
-        }
-        let schema = schema.ok_or_else(|| Error::Internal("a sink needs a shard".into()))?;
+            .set_statistics_enabled(EnabledStatistics::Page);
+        let schema = RecordBatchWriter::for_table(&table)?.arrow_schema();
         let partitions = table.snapshot()?.metadata().partition_columns().to_vec();
         Ok(Self {
             name: name.to_string(),
             table,
             schema,
             partitions,
-            shards: list,
+            shards: Vec::new(),
+            pending: Some(PendingShards {
+                props,
+                row_group_rows: settings.row_group_rows,
+                settings: settings.clone(),
+                count: shards.max(1),
+            }),
             assignment: HashMap::new(),
             buffered_rows: 0,
         })
+    }
+
+    /// Starts the shards, with writer properties tuned to the first rows written: string
+    /// columns whose values are mostly distinct (ids) skip dictionary encoding, which
+    /// they would abandon anyway after filling a dictionary page — hashing them first was
+    /// ~8 % of ingest CPU on the benchmark's events — and get bloom filters instead.
+    fn start_shards(&mut self, sample: &RecordBatch) -> Result<()> {
+        let Some(pending) = self.pending.take() else {
+            return Ok(());
+        };
+        let mut props = pending.props;
+        let (strings, wide) = high_cardinality_columns(sample);
+        for name in wide {
+            // Event times, amounts: a dictionary of mostly distinct values is hashed for
+            // nothing and abandoned once its page fills.
+            tracing::debug!(table = %self.name, column = %name, "dictionary encoding off: values mostly distinct");
+            props = props.set_column_dictionary_enabled(ColumnPath::from(name), false);
+        }
+        for name in strings {
+            // Such columns are ids, looked up by value: a bloom filter per row group lets
+            // a point query skip the row groups that cannot hold the id (min/max cannot,
+            // ids are not sorted).
+            tracing::debug!(table = %self.name, column = %name, "dictionary encoding off, bloom filter on: values mostly distinct");
+            let path = ColumnPath::from(name);
+            props = props
+                .set_column_dictionary_enabled(path.clone(), false)
+                .set_column_bloom_filter_enabled(path.clone(), true)
+                .set_column_bloom_filter_max_ndv(path, pending.row_group_rows as u64);
+        }
+        let props = props.build();
+        for _ in 0..pending.count {
+            let writer = RecordBatchWriter::for_table(&self.table)?
+                .with_writer_properties(props.clone())
+                .with_target_file_size(pending.settings.target_file_bytes);
+            let (tx, rx) = mpsc::channel(4);
+            tokio::spawn(shard_loop(writer, rx, pending.settings.max_file_rows));
+            self.shards.push(Shard { tx, rows: 0 });
+        }
+        Ok(())
     }
 
     /// The table's Arrow schema, as the writer expects batches.
@@ -193,6 +265,11 @@ impl TableSink {
     /// Hands batches (already split by partition) to their shards; waits only when a
     /// shard's queue is full (backpressure).
     pub async fn write(&mut self, parts: Vec<PartBatch>) -> Result<()> {
+        if self.pending.is_some()
+            && let Some(first) = parts.iter().max_by_key(|p| p.batch.num_rows())
+        {
+            self.start_shards(&first.batch)?;
+        }
         for part in parts {
             let n = part.batch.num_rows() as u64;
             if n == 0 {
@@ -377,4 +454,38 @@ pub fn dlq_batch(pipeline: &str, bad: &[BadRecord], schema: &SchemaRef) -> Resul
         Arc::new(TimestampMicrosecondArray::from(vec![now; n]).with_timezone("UTC")),
     ];
     RecordBatch::try_new(schema.clone(), cols).map_err(Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mostly_distinct_columns_are_found_from_a_sample() {
+        let n = 2_000;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, true),
+            Field::new("country", DataType::Utf8, true),
+            Field::new("at", DataType::Int64, true),
+            Field::new("qty", DataType::Int64, true),
+        ]));
+        let ids: Vec<String> = (0..n).map(|i| format!("id-{i}")).collect();
+        let countries: Vec<&str> = (0..n).map(|i| ["DE", "FR", "US"][i % 3]).collect();
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(ids)),
+                Arc::new(StringArray::from(countries)),
+                Arc::new(Int64Array::from_iter_values(0..n as i64)),
+                Arc::new(Int64Array::from_iter_values((0..n as i64).map(|i| i % 5))),
+            ],
+        )
+        .unwrap();
+        let (strings, wide) = high_cardinality_columns(&batch);
+        assert_eq!(strings, ["id"]);
+        assert_eq!(wide, ["at"]);
+        // Too few rows to judge: nothing is switched off.
+        let (strings, wide) = high_cardinality_columns(&batch.slice(0, 100));
+        assert!(strings.is_empty() && wide.is_empty());
+    }
 }

@@ -138,7 +138,7 @@ impl QueryEngine {
             None => lake.tables().await?,
         };
         for name in names {
-            let Some(table) = lake.load(&name).await? else {
+            let Some(table) = lake.load_latest(&name).await? else {
                 continue;
             };
             table.update_datafusion_session(&ctx.state())?;

@@ -82,6 +82,7 @@ pub fn spec() -> Value {
                         "ended_at": { "type": ["string", "null"], "format": "date-time" },
                         "statistics": { "type": "object", "properties": {
                             "queued_ms": { "type": "integer" }, "elapsed_ms": { "type": "integer" },
+                            "engine_ms": { "type": "integer", "description": "planning and running the query, without opening tables or storing results" },
                             "rows": { "type": "integer" }, "bytes_scanned": { "type": "integer" },
                             "files_scanned": { "type": "integer" }, "files_pruned": { "type": "integer" },
                             "result_bytes": { "type": "integer" } } },

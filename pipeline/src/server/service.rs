@@ -39,6 +39,10 @@ impl State {
 pub struct Statistics {
     pub queued_ms: u64,
     pub elapsed_ms: u64,
+    /// Planning and running the query (Athena's `EngineExecutionTimeInMillis`): the run
+    /// without opening the tables and storing the results.
+    #[serde(default)]
+    pub engine_ms: u64,
     pub rows: u64,
     pub bytes_scanned: u64,
     pub files_scanned: u64,
@@ -69,6 +73,7 @@ pub struct QueryInfo {
 /// What a finished run produced.
 struct Done {
     rows: u64,
+    engine_ms: u64,
     bytes_scanned: u64,
     files_scanned: u64,
     files_pruned: u64,
@@ -261,6 +266,7 @@ impl QueryService {
                 Ok(done) => {
                     i.state = State::Succeeded;
                     i.statistics.rows = done.rows;
+                    i.statistics.engine_ms = done.engine_ms;
                     i.statistics.bytes_scanned = done.bytes_scanned;
                     i.statistics.files_scanned = done.files_scanned;
                     i.statistics.files_pruned = done.files_pruned;
@@ -366,6 +372,7 @@ impl QueryService {
         self.store.put(&path, PutPayload::from(buf)).await?;
         Ok(Done {
             rows: r.num_rows() as u64,
+            engine_ms: r.elapsed.as_millis() as u64,
             bytes_scanned: r.bytes_scanned,
             files_scanned: r.files_scanned,
             files_pruned: r.files_pruned,

@@ -15,6 +15,9 @@ use arrow::record_batch::RecordBatch;
 use arrow_json::ReaderBuilder;
 use tributary_connectors::SourceBatch;
 
+mod fast;
+use fast::FastDecoder;
+
 /// A record that did not make it into the table, and why.
 #[derive(Debug, Clone)]
 pub struct BadRecord {
@@ -48,6 +51,8 @@ pub struct NdjsonDecoder {
     /// (column index, name) of fields that must be present and non-null.
     required: Vec<(usize, String)>,
     max_record_bytes: usize,
+    /// The one-pass decoder, when the schema's types are all ones it plans for.
+    fast: Option<FastDecoder>,
 }
 
 struct Line {
@@ -62,10 +67,19 @@ impl NdjsonDecoder {
             .filter_map(|n| schema.index_of(n).ok().map(|i| (i, n.clone())))
             .collect();
         Self {
+            fast: FastDecoder::new(schema.clone()),
             schema,
             required,
             max_record_bytes,
         }
+    }
+
+    /// The same decoder without its one-pass fast path (arrow-json only), for tests that
+    /// check the two agree.
+    #[doc(hidden)]
+    pub fn arrow_only(mut self) -> Self {
+        self.fast = None;
+        self
     }
 
     /// Decodes a chunk of whole lines. Bad records before `skip_bad_before` (already in the
@@ -138,7 +152,11 @@ impl NdjsonDecoder {
         let fast = if oversize {
             None
         } else {
-            self.decode_bytes(data, lines.len()).ok()
+            let ranges: Vec<Range<usize>> = lines.iter().map(|l| l.range.clone()).collect();
+            self.fast
+                .as_ref()
+                .and_then(|f| f.decode(data, &ranges))
+                .or_else(|| self.decode_bytes(data, lines.len()).ok())
         };
         let (batches, mut good_idx) = match fast {
             Some(b) => (vec![b], (0..lines.len()).collect::<Vec<_>>()),
