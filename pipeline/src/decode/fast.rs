@@ -19,11 +19,12 @@ use arrow::array::{
 use arrow::buffer::{NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow::compute::kernels::cast_utils::string_to_datetime;
 use arrow::datatypes::{
-    ArrowPrimitiveType, DataType, Field, FieldRef, Fields, Float32Type, Float64Type, Int8Type,
-    Int16Type, Int32Type, Int64Type, SchemaRef, TimeUnit, UInt8Type, UInt16Type, UInt32Type,
-    UInt64Type,
+    ArrowPrimitiveType, DataType, FieldRef, Fields, Float32Type, Float64Type, Int8Type, Int16Type,
+    Int32Type, Int64Type, SchemaRef, TimeUnit, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 use arrow::record_batch::RecordBatch;
+
+use super::Line;
 use num_traits::NumCast;
 
 /// The chunk is not for this path; arrow-json decides.
@@ -48,7 +49,7 @@ impl FastDecoder {
     }
 
     /// Decodes exactly one JSON object per line range, or gives up.
-    pub fn decode(&self, data: &[u8], lines: &[std::ops::Range<usize>]) -> Option<RecordBatch> {
+    pub fn decode(&self, data: &[u8], lines: &[Line]) -> Option<RecordBatch> {
         // Whole-chunk checks keep them out of the per-string loop: valid UTF-8, and no
         // control bytes but line ends (a raw tab or control inside a string is left to
         // arrow-json's rules).
@@ -64,7 +65,7 @@ impl FastDecoder {
         let mut root = StructCol::new(self.fields.clone())?;
         root.reserve(lines.len());
         let mut scratch = Vec::new();
-        for r in lines {
+        for Line { range: r, .. } in lines {
             let mut c = Cursor {
                 b: &data[..r.end],
                 i: r.start,
@@ -600,7 +601,7 @@ impl Column {
         Ok(())
     }
 
-    fn finish(&mut self, dt: &DataType) -> std::result::Result<ArrayRef, GiveUp> {
+    fn finish(&mut self) -> std::result::Result<ArrayRef, GiveUp> {
         Ok(match self {
             Column::Utf8 {
                 offsets,
@@ -647,7 +648,7 @@ impl Column {
                 item,
                 child,
             } => {
-                let values = child.finish(item.data_type())?;
+                let values = child.finish()?;
                 Arc::new(
                     ListArray::try_new(
                         item.clone(),
@@ -659,12 +660,11 @@ impl Column {
                 )
             }
             Column::Struct(s) => {
-                let DataType::Struct(fields) = dt else {
-                    return Err(GiveUp);
-                };
                 let children = s.finish_columns()?;
                 let nulls = s.valid.finish();
-                Arc::new(StructArray::try_new(fields.clone(), children, nulls).map_err(|_| GiveUp)?)
+                Arc::new(
+                    StructArray::try_new(s.fields.clone(), children, nulls).map_err(|_| GiveUp)?,
+                )
             }
         })
     }
@@ -847,13 +847,12 @@ impl StructCol {
     }
 
     fn finish_columns(&mut self) -> std::result::Result<Vec<ArrayRef>, GiveUp> {
-        let fields: Vec<Field> = self.fields.iter().map(|f| f.as_ref().clone()).collect();
+        let rows = self.rows;
         self.columns
             .iter_mut()
-            .zip(&fields)
-            .map(|(c, f)| {
-                let a = c.finish(f.data_type())?;
-                (a.len() == self.rows).then_some(a).ok_or(GiveUp)
+            .map(|c| {
+                let a = c.finish()?;
+                (a.len() == rows).then_some(a).ok_or(GiveUp)
             })
             .collect()
     }
@@ -862,7 +861,7 @@ impl StructCol {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::datatypes::Schema;
+    use arrow::datatypes::{Field, Schema};
     use arrow_json::ReaderBuilder;
 
     fn schema() -> SchemaRef {
@@ -915,12 +914,15 @@ mod tests {
         ]))
     }
 
-    fn ranges(text: &str) -> Vec<std::ops::Range<usize>> {
+    fn ranges(text: &str) -> Vec<Line> {
         let mut out = Vec::new();
         let mut start = 0;
         for line in text.split('\n') {
             if !line.trim().is_empty() {
-                out.push(start..start + line.len());
+                out.push(Line {
+                    range: start..start + line.len(),
+                    offset: start as u64,
+                });
             }
             start += line.len() + 1;
         }

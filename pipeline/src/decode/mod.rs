@@ -2,9 +2,9 @@
 //! one by one — never the whole batch: invalid JSON, wrong types, missing required fields,
 //! over-size lines each become a [`BadRecord`] with its source position and a reason.
 //!
-//! The fast path hands the whole chunk to arrow-json's vectorised decoder. Only when that
-//! fails does the decoder bisect the chunk to isolate the bad lines, so clean input pays
-//! nothing for the safety.
+//! The fast path decodes the whole chunk in one go: the one-pass decoder (`fast`) first,
+//! else arrow-json's vectorised decoder. Only when both fail does the decoder bisect the
+//! chunk to isolate the bad lines, so clean input pays nothing for the safety.
 
 use std::ops::Range;
 
@@ -152,10 +152,9 @@ impl NdjsonDecoder {
         let fast = if oversize {
             None
         } else {
-            let ranges: Vec<Range<usize>> = lines.iter().map(|l| l.range.clone()).collect();
             self.fast
                 .as_ref()
-                .and_then(|f| f.decode(data, &ranges))
+                .and_then(|f| f.decode(data, &lines))
                 .or_else(|| self.decode_bytes(data, lines.len()).ok())
         };
         let (batches, mut good_idx) = match fast {

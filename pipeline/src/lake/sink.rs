@@ -161,22 +161,28 @@ fn high_cardinality_columns(sample: &RecordBatch) -> (Vec<String>, Vec<String>) 
         let n = col.len().min(10_000);
         let valid = (0..n).filter(|i| col.is_valid(*i));
         if let Some(values) = col.as_string_opt::<i32>() {
-            let seen: Vec<&str> = valid.map(|i| values.value(i)).collect();
-            let distinct: std::collections::HashSet<&str> = seen.iter().copied().collect();
-            if seen.len() >= 1_000 && distinct.len() * 2 > seen.len() {
+            if mostly_distinct(valid.map(|i| values.value(i))) {
                 strings.push(field.name().clone());
             }
         } else if col.data_type().is_primitive() && col.data_type().primitive_width() == Some(8) {
             let data = col.to_data();
             let bits = data.buffer::<u64>(0);
-            let seen: Vec<u64> = valid.filter_map(|i| bits.get(i).copied()).collect();
-            let distinct: std::collections::HashSet<u64> = seen.iter().copied().collect();
-            if seen.len() >= 1_000 && distinct.len() * 2 > seen.len() {
+            if mostly_distinct(valid.filter_map(|i| bits.get(i).copied())) {
                 wide.push(field.name().clone());
             }
         }
     }
     (strings, wide)
+}
+
+/// At least 1,000 values, more than half of them distinct.
+fn mostly_distinct<T: std::hash::Hash + Eq>(values: impl Iterator<Item = T>) -> bool {
+    let (mut seen, mut distinct) = (0usize, std::collections::HashSet::new());
+    for v in values {
+        seen += 1;
+        distinct.insert(v);
+    }
+    seen >= 1_000 && distinct.len() * 2 > seen
 }
 
 impl TableSink {
