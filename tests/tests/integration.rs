@@ -16,6 +16,7 @@ mod integration {
     mod metrics;
     mod partitions;
     mod query_limits;
+    mod query_plans;
     mod repl;
     mod resume;
     mod s3;

@@ -226,7 +226,7 @@ async fn context(lake: &Lake) -> Result<Option<SessionContext>> {
     let Some(table) = lake.load(JOB_RUNS_TABLE).await? else {
         return Ok(None);
     };
-    let ctx = SessionContext::new_with_config(crate::query::session_config());
+    let ctx = SessionContext::new_with_config(crate::query::session_config()?);
     table.update_datafusion_session(&ctx.state())?;
     let provider = table.table_provider().await?;
     ctx.register_table(JOB_RUNS_TABLE, provider)

@@ -2,8 +2,12 @@
 //! session (partition pruning and file statistics via the Delta table provider).
 
 mod athena;
+mod coop;
+mod flatten;
 pub mod params;
 mod scan;
+mod table;
+mod topk;
 mod travel;
 mod unnest;
 
@@ -89,10 +93,63 @@ impl QueryResult {
     }
 }
 
-pub fn session_config() -> SessionConfig {
-    let mut config = SessionConfig::new().with_information_schema(true);
-    config.options_mut().execution.time_zone = Some("UTC".into());
-    config
+/// Tributary's DataFusion settings, each overridable by its `DATAFUSION_*` environment
+/// variable (DataFusion's own naming: `datafusion.execution.parquet.pushdown_filters` is
+/// `DATAFUSION_EXECUTION_PARQUET_PUSHDOWN_FILTERS`).
+const SESSION_DEFAULTS: &[(&str, &str)] = &[
+    // Athena answers in UTC.
+    ("datafusion.execution.time_zone", "UTC"),
+];
+
+pub fn session_config() -> Result<SessionConfig> {
+    let mut config = SessionConfig::from_env()
+        .map_err(|e| Error::Usage(format!("a DATAFUSION_* environment variable: {e}")))?
+        .with_information_schema(true);
+    for (key, value) in SESSION_DEFAULTS {
+        if std::env::var_os(key.to_uppercase().replace('.', "_")).is_none() {
+            config
+                .options_mut()
+                .set(key, value)
+                .map_err(|e| Error::Internal(format!("session default {key}: {e}")))?;
+        }
+    }
+    Ok(config)
+}
+
+/// A session state with DataFusion's defaults, plus the adaptive per-partition top-K
+/// rewrite (`topk.rs`) where DataFusion's own `WindowTopN` rule sits, the flat unnest
+/// (`flatten.rs`), and joins that yield (`coop.rs`).
+fn session_state(
+    config: SessionConfig,
+    runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+) -> datafusion::execution::SessionState {
+    let mut rules = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
+    let at = rules
+        .iter()
+        .position(|r| r.name() == "WindowTopN")
+        .map_or(rules.len(), |i| i + 1);
+    rules.insert(at, Arc::new(topk::AdaptiveWindowTopN));
+    // Last: earlier rules (projection pushdown, sort pushdown) know UnnestExec, not ours.
+    rules.push(Arc::new(flatten::FlatUnnest));
+    rules.push(Arc::new(coop::YieldingJoins));
+    datafusion::execution::SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .with_physical_optimizer_rules(rules)
+        .build()
+}
+
+/// A table provider for reading `table`'s loaded version: a plain Parquet scan of its files
+/// where the table allows one, deltalake's provider otherwise (see `table.rs`).
+pub(crate) async fn provider_for(
+    table: &deltalake::DeltaTable,
+) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
+    let delta = table.table_provider().await?;
+    Ok(match table::LakeTable::try_new(table, delta.schema()) {
+        Some(t) => Arc::new(t),
+        None => delta,
+    })
 }
 
 impl QueryEngine {
@@ -117,7 +174,7 @@ impl QueryEngine {
         if let Some(m) = limits.memory_bytes {
             rt = rt.with_memory_limit(m, 1.0);
         }
-        let ctx = SessionContext::new_with_config_rt(session_config(), rt.build_arc()?);
+        let ctx = SessionContext::new_with_state(session_state(session_config()?, rt.build_arc()?));
         athena::register(&ctx);
         for (name, by_time) in [("table_version", false), ("table_at", true)] {
             ctx.register_udtf(
@@ -148,7 +205,7 @@ impl QueryEngine {
                 snapshot.metadata().partition_columns().to_vec(),
             );
             file_counts.insert(name.clone(), snapshot.log_data().iter().count() as u64);
-            let provider = table.table_provider().await?;
+            let provider = provider_for(&table).await?;
             columns.extend(provider.schema().fields().iter().map(|f| f.name().clone()));
             ctx.register_table(name.as_str(), provider)?;
             tables.push(name);

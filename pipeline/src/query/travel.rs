@@ -88,7 +88,7 @@ impl TableFunctionImpl for TimeTravel {
                 At::Time(ts) => t.load_with_datetime(ts).await,
             }
             .map_err(|e| DataFusionError::Plan(format!("table `{name}`: {e}")))?;
-            t.table_provider()
+            super::provider_for(&t)
                 .await
                 .map_err(|e| DataFusionError::Plan(e.to_string()))
         };
