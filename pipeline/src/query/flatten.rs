@@ -120,15 +120,14 @@ impl ExecutionPlan for FlatUnnestExec {
         self: Arc<Self>,
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let [child] = <[_; 1]>::try_from(children)
-            .map_err(|_| DataFusionError::Internal("FlatUnnestExec takes one child".into()))?;
-        let inner = UnnestExec::new(
-            child,
-            self.inner.list_column_indices().to_vec(),
-            Vec::new(),
-            self.inner.schema(),
-            self.inner.options().clone(),
-        )?;
+        // The wrapped node rebuilds itself (and checks its children).
+        let inner = Arc::new(self.inner.clone())
+            .with_new_children(children)?
+            .downcast_ref::<UnnestExec>()
+            .cloned()
+            .ok_or_else(|| {
+                DataFusionError::Internal("UnnestExec rebuilt as another plan".into())
+            })?;
         Ok(Arc::new(Self {
             column: self.column,
             inner,

@@ -150,11 +150,15 @@ impl LakeTable {
         })
     }
 
-    fn partition_names(&self) -> Vec<&str> {
-        self.partition_fields
+    /// Whether `filter` reads partition columns only (so `prune_partitions` decides it
+    /// exactly, per file).
+    fn on_partitions_only(&self, filter: &Expr) -> bool {
+        let names: Vec<&str> = self
+            .partition_fields
             .iter()
             .map(|f| f.name().as_str())
-            .collect()
+            .collect();
+        !names.is_empty() && expr_applicable_for_cols(&names, filter)
     }
 
     /// Files kept by filters on partition columns alone, evaluated once per distinct
@@ -299,11 +303,10 @@ impl TableProvider for LakeTable {
         &self,
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
-        let names = self.partition_names();
         Ok(filters
             .iter()
             .map(|f| {
-                if !names.is_empty() && expr_applicable_for_cols(&names, f) {
+                if self.on_partitions_only(f) {
                     TableProviderFilterPushDown::Exact
                 } else {
                     TableProviderFilterPushDown::Inexact
@@ -319,11 +322,10 @@ impl TableProvider for LakeTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let names = self.partition_names();
         let (partition_filters, data_filters): (Vec<Expr>, Vec<Expr>) = filters
             .iter()
             .cloned()
-            .partition(|f| !names.is_empty() && expr_applicable_for_cols(&names, f));
+            .partition(|f| self.on_partitions_only(f));
         let mut keep = vec![true; self.files.len()];
         self.prune_partitions(state, &partition_filters, &mut keep)?;
         self.prune_statistics(state, &data_filters, &mut keep);

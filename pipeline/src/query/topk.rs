@@ -171,15 +171,14 @@ impl ExecutionPlan for AdaptiveTopKExec {
         self: Arc<Self>,
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let [child] = <[_; 1]>::try_from(children)
-            .map_err(|_| DataFusionError::Internal("AdaptiveTopKExec takes one child".into()))?;
-        let inner = PartitionedTopKExec::try_new(
-            child,
-            self.inner.expr().clone(),
-            self.inner.partition_prefix_len(),
-            self.inner.fetch(),
-            self.inner.fn_kind(),
-        )?;
+        // The wrapped node rebuilds itself (and checks its children).
+        let inner = Arc::new(self.inner.clone())
+            .with_new_children(children)?
+            .downcast_ref::<PartitionedTopKExec>()
+            .cloned()
+            .ok_or_else(|| {
+                DataFusionError::Internal("PartitionedTopKExec rebuilt as another plan".into())
+            })?;
         Ok(Arc::new(Self::new(inner)))
     }
 
