@@ -76,15 +76,18 @@ def main():
     small = dataset(a.records, 8)
     large = dataset(a.records * 4, 32)
     cases = [("1x", small, 0), ("4x", large, 0), ("1x-1core", small, 1), ("1x-2cores", small, 2)]
-    med = {}
-    for name, data, workers in cases:
-        t, d = [], []
-        for _ in range(a.runs):
+    # Rounds of every case, not every round of one case: this VM's speed drifts over
+    # minutes, and a ratio of two cases run minutes apart measured the drift.
+    runs = {name: ([], []) for name, _, _ in cases}
+    for r in range(a.runs):
+        for name, data, workers in cases:
+            t, d = runs[name]
             t.append(tributary_run(a.tributary, data, workers, name))
             d.append(duckdb_run(data, workers, name))
-        med[name] = tuple(statistics.median(x[i] for x in v) for v in (t, d) for i in (0, 1))
-        tt, tr, dt, dr = med[name]
-        print(f"{name}: tributary {tt:.2f} s {tr:.0f} MiB, duckdb {dt:.2f} s {dr:.0f} MiB", file=sys.stderr)
+            print(f"round {r + 1} {name}: tributary {t[-1][0]:.2f} s {t[-1][1]:.0f} MiB, "
+                  f"duckdb {d[-1][0]:.2f} s {d[-1][1]:.0f} MiB", file=sys.stderr)
+    med = {name: tuple(statistics.median(x[i] for x in v) for v in runs[name] for i in (0, 1))
+           for name in runs}
 
     print(f"\ningest scaling, medians of {a.runs} ({os.cpu_count()} cores)")
     print(f"{'case':<14}{'records':>11}{'tributary s':>13}{'peak MiB':>10}{'duckdb s':>10}{'peak MiB':>10}")
@@ -99,6 +102,15 @@ def main():
     print(f"peak RSS 4x / 1x:          tributary {r4 / r1:.2f}   duckdb {dr4 / dr1:.2f}   (target <= 1.2)")
     print(f"wall time 4x / 1x:         tributary {t4 / t1:.2f}   duckdb {d4 / d1:.2f}   (target <= 4.4)")
     print(f"throughput 2 / 1 cores:    tributary {w1 / w2:.2f}   duckdb {dw1 / dw2:.2f}   (target >= 1.7)")
+
+    def rounds(num, den, i, tool=0):
+        return " ".join(f"{x[i] / y[i]:.2f}" for x, y in zip(runs[num][tool], runs[den][tool]))
+
+    print("per round (tributary / duckdb):")
+    print(f"  peak RSS 4x / 1x        {rounds('4x', '1x', 1)}  /  {rounds('4x', '1x', 1, 1)}")
+    print(f"  wall time 4x / 1x       {rounds('4x', '1x', 0)}  /  {rounds('4x', '1x', 0, 1)}")
+    print(f"  throughput 2 / 1 cores  {rounds('1x-1core', '1x-2cores', 0)}  /  "
+          f"{rounds('1x-1core', '1x-2cores', 0, 1)}")
 
 
 if __name__ == "__main__":

@@ -248,7 +248,9 @@ impl TableSink {
             let writer = RecordBatchWriter::for_table(&self.table)?
                 .with_writer_properties(props.clone())
                 .with_target_file_size(pending.settings.target_file_bytes);
-            let (tx, rx) = mpsc::channel(4);
+            // Short queues: there are several writers per worker, and the decode workers'
+            // chunks in flight are the slack that keeps the cores busy.
+            let (tx, rx) = mpsc::channel(2);
             tokio::spawn(shard_loop(writer, rx, pending.settings.max_file_rows));
             self.shards.push(Shard { tx, rows: 0 });
         }

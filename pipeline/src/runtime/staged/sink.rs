@@ -39,7 +39,7 @@ pub async fn sink(
         });
     };
     let staging = Staging::open(lake, &p.name)?;
-    let (mut main, mut dlq) = crate::runtime::setup::open_sinks(p, lake, p.parallelism).await?;
+    let (mut main, mut dlq) = crate::runtime::setup::open_sinks(p, lake).await?;
     let key = stage_txn_id(&p.name);
     let mut committed = lake::txn(main.table(), &key).await?.unwrap_or(0).max(0) as u64;
     let mut dlq_committed = match &dlq {
