@@ -77,6 +77,7 @@ impl LakeTable {
             return None;
         }
         let partition_cols = state.metadata().partition_columns().to_vec();
+        let schema = plain_partition_columns(&schema, &partition_cols);
         let mut file_fields = Vec::new();
         let mut partition_fields = Vec::new();
         for f in schema.fields() {
@@ -227,6 +228,29 @@ impl LakeTable {
             }
         }
     }
+}
+
+/// `schema` with its partition columns as plain values instead of deltalake's dictionaries
+/// (string ones as Utf8View, like the files' strings). DataFusion groups by a dictionary
+/// column through its generic row format: `GROUP BY dt` cost ~35 ns a row, 38 ms of q01's
+/// 45 ms aggregate, against ~10 ns for a string column. The constant column costs a
+/// 16-byte view per row (day names are inline).
+fn plain_partition_columns(schema: &SchemaRef, partition_cols: &[String]) -> SchemaRef {
+    let fields: Vec<FieldRef> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Dictionary(_, value) if partition_cols.contains(f.name()) => {
+                let plain = match value.as_ref() {
+                    DataType::Utf8 | DataType::LargeUtf8 => DataType::Utf8View,
+                    other => other.clone(),
+                };
+                Arc::new(f.as_ref().clone().with_data_type(plain))
+            }
+            _ => f.clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 /// A raw Delta partition value (a string, or null) as a value of the column's type.
@@ -398,6 +422,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn partition_columns_lose_their_dictionary_and_keep_their_place() {
+        use arrow::datatypes::Field;
+        let dict = |v: DataType| DataType::Dictionary(Box::new(DataType::UInt16), Box::new(v));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8View, false),
+            Field::new("tag", dict(DataType::Utf8), true),
+            Field::new("dt", dict(DataType::Utf8), true),
+            Field::new("n", dict(DataType::Int64), true),
+        ]));
+        let plain = plain_partition_columns(&schema, &["dt".into(), "n".into()]);
+        let types: Vec<_> = plain
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        // `tag` is a data column: as the files have it.
+        assert_eq!(
+            types,
+            [
+                DataType::Utf8View,
+                dict(DataType::Utf8),
+                DataType::Utf8View,
+                DataType::Int64
+            ]
+        );
+        assert!(plain.field(2).is_nullable());
+    }
+
+    #[test]
     fn partition_values_take_the_column_type() {
         let dict = DataType::Dictionary(Box::new(DataType::UInt16), Box::new(DataType::Utf8));
         assert_eq!(
@@ -406,6 +459,10 @@ mod tests {
                 Box::new(DataType::UInt16),
                 Box::new(ScalarValue::Utf8(Some("2024-06-02".into())))
             ))
+        );
+        assert_eq!(
+            partition_value(Some("2024-06-02".into()), &DataType::Utf8View),
+            Some(ScalarValue::Utf8View(Some("2024-06-02".into())))
         );
         assert_eq!(
             partition_value(Some("42".into()), &DataType::Int64),
