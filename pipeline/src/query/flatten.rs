@@ -17,7 +17,7 @@ use arrow::compute::take;
 use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
-use datafusion::common::{DataFusionError, NullHandling, Result, UnnestOptions};
+use datafusion::common::{NullHandling, Result, UnnestOptions};
 use datafusion::execution::TaskContext;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
@@ -115,22 +115,13 @@ impl ExecutionPlan for FlatUnnestExec {
         self.inner.apply_expressions(f)
     }
 
-    #[allow(deprecated)]
     fn with_new_children(
         self: Arc<Self>,
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        // The wrapped node rebuilds itself (and checks its children).
-        let inner = Arc::new(self.inner.clone())
-            .with_new_children(children)?
-            .downcast_ref::<UnnestExec>()
-            .cloned()
-            .ok_or_else(|| {
-                DataFusionError::Internal("UnnestExec rebuilt as another plan".into())
-            })?;
         Ok(Arc::new(Self {
             column: self.column,
-            inner,
+            inner: super::rebuilt(&self.inner, children)?,
             metrics: ExecutionPlanMetricsSet::new(),
         }))
     }

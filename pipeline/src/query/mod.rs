@@ -145,6 +145,30 @@ fn session_state(
         .build()
 }
 
+/// `node` rebuilt over `children` by its own `with_new_children` (which checks them), for
+/// our plan nodes that wrap a DataFusion node (`topk.rs`, `flatten.rs`).
+// Deprecated in DataFusion 55 for `replace_children`; it is the method the wrappers
+// themselves implement, so they rebuild their inner node the same way.
+#[allow(deprecated)]
+fn rebuilt<T>(
+    node: &T,
+    children: Vec<Arc<dyn datafusion::physical_plan::ExecutionPlan>>,
+) -> datafusion::common::Result<T>
+where
+    T: datafusion::physical_plan::ExecutionPlan + Clone + 'static,
+{
+    Arc::new(node.clone())
+        .with_new_children(children)?
+        .downcast_ref::<T>()
+        .cloned()
+        .ok_or_else(|| {
+            datafusion::common::DataFusionError::Internal(format!(
+                "{} rebuilt as another plan",
+                node.name()
+            ))
+        })
+}
+
 /// A table provider for reading `table`'s loaded version: a plain Parquet scan of its files
 /// where the table allows one, deltalake's provider otherwise (see `table.rs`).
 pub(crate) async fn provider_for(

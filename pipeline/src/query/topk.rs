@@ -166,20 +166,11 @@ impl ExecutionPlan for AdaptiveTopKExec {
         self.inner.apply_expressions(f)
     }
 
-    #[allow(deprecated)]
     fn with_new_children(
         self: Arc<Self>,
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        // The wrapped node rebuilds itself (and checks its children).
-        let inner = Arc::new(self.inner.clone())
-            .with_new_children(children)?
-            .downcast_ref::<PartitionedTopKExec>()
-            .cloned()
-            .ok_or_else(|| {
-                DataFusionError::Internal("PartitionedTopKExec rebuilt as another plan".into())
-            })?;
-        Ok(Arc::new(Self::new(inner)))
+        Ok(Arc::new(Self::new(super::rebuilt(&self.inner, children)?)))
     }
 
     fn metrics(&self) -> Option<MetricsSet> {
