@@ -37,7 +37,16 @@ for t in config ndjson schedule; do
   # The binaries built above, run directly: no rebuild between targets.
   out="$("$target/x86_64-unknown-linux-gnu/debug/$t" "$work" "${limit[@]}" \
     -max_len=8192 -timeout=20 -rss_limit_mb=4096 \
-    -artifact_prefix="artifacts/$t/" 2>&1)" || { echo "$out" | tail -40; echo "fuzz target $t FAILED"; exit 1; }
+    -artifact_prefix="artifacts/$t/" 2>&1)" || {
+      echo "$out" | tail -40
+      # Keep the findings outside the clone (CI deletes it), and show them.
+      keep="${TRIBUTARY_FUZZ_ARTIFACTS:-/var/tmp/tributary-fuzz-artifacts}/$t-$(date +%Y%m%d-%H%M%S)"
+      mkdir -p "$keep" && cp -r "artifacts/$t/." "$keep/" && echo "findings copied to $keep"
+      for f in "artifacts/$t"/*; do
+        [ -f "$f" ] && echo "$f (base64): $(head -c 16384 "$f" | base64 -w0)"
+      done
+      rm -rf "$work"
+      echo "fuzz target $t FAILED"; exit 1; }
   runs="$(echo "$out" | grep -o 'Done [0-9]* runs in [0-9]* second' | tail -1)"
   corpus="$(ls "$work" | wc -l)"
   rm -rf "$work"

@@ -51,9 +51,21 @@ fuzz_target!(|data: &[u8]| {
     let good = d.batch.as_ref().map(|b| b.num_rows()).unwrap_or(0);
     assert_eq!(good + d.bad.len(), d.lines, "a line was lost");
     let a = arrow_only().decode(&chunk, 0);
-    assert_eq!(d.batch, a.batch, "the fast path and arrow-json disagree");
+    // The input goes into the message: a CI clone's artifacts can be gone by the time
+    // anyone looks.
+    assert_eq!(
+        d.batch,
+        a.batch,
+        "the fast path and arrow-json disagree on {:?}",
+        String::from_utf8_lossy(data)
+    );
     let bad = |x: &tributary::decode::Decoded| -> Vec<(u64, &str)> {
         x.bad.iter().map(|b| (b.offset, b.kind)).collect()
     };
-    assert_eq!(bad(&d), bad(&a), "the fast path and arrow-json disagree on bad records");
+    assert_eq!(
+        bad(&d),
+        bad(&a),
+        "the fast path and arrow-json disagree on bad records in {:?}",
+        String::from_utf8_lossy(data)
+    );
 });

@@ -15,6 +15,8 @@ use arrow::record_batch::RecordBatch;
 use arrow_json::ReaderBuilder;
 use tributary_connectors::SourceBatch;
 
+#[cfg(test)]
+mod differential_tests;
 mod fast;
 use fast::FastDecoder;
 
