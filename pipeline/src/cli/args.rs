@@ -204,6 +204,16 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Commands that answer queries over the lake (the binary keeps freed memory for them).
+    pub fn serves_queries(&self) -> bool {
+        matches!(
+            self,
+            Command::Query { .. } | Command::Sql { .. } | Command::Serve { .. }
+        )
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum DeployCommand {
     /// Write an AWS SAM template: a function per Kinesis/S3 pipeline and per scheduled job,
