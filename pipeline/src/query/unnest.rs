@@ -30,6 +30,11 @@ pub fn rewrite(sql: &str) -> Option<String> {
     let mut stmts = Parser::parse_sql(&GenericDialect {}, sql).ok()?;
     let mut renames: Vec<(String, String)> = Vec::new();
     for s in &mut stmts {
+        // EXPLAIN [ANALYZE] of a query too: it must plan what the query plans.
+        let s = match s {
+            Statement::Explain { statement, .. } => statement.as_mut(),
+            s => s,
+        };
         if let Statement::Query(q) = s {
             rewrite_query(q, &mut renames);
         }
@@ -231,5 +236,10 @@ mod tests {
             "SELECT element_at(items, 1)['sku'] FROM t"
         );
         assert!(rewrite("SELECT unnest([1,2])").is_none());
+        assert_eq!(
+            rewrite("EXPLAIN ANALYZE SELECT t.x FROM orders CROSS JOIN UNNEST(items) AS t(x)")
+                .unwrap(),
+            "EXPLAIN ANALYZE SELECT orders.x FROM (SELECT orders.*, unnest(items) AS x FROM orders AS orders) AS orders"
+        );
     }
 }
