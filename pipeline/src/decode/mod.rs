@@ -18,6 +18,7 @@ use tributary_connectors::SourceBatch;
 #[cfg(test)]
 mod differential_tests;
 mod fast;
+mod surrogates;
 use fast::FastDecoder;
 
 /// A record that did not make it into the table, and why.
@@ -283,7 +284,8 @@ impl NdjsonDecoder {
             .with_batch_size(expect_rows.max(1))
             .build_decoder()
             .map_err(|e| e.to_string())?;
-        let mut buf = bytes;
+        let fixed = surrogates::pairs_as_utf8(bytes);
+        let mut buf: &[u8] = &fixed;
         while !buf.is_empty() {
             let n = decoder.decode(buf).map_err(|e| e.to_string())?;
             if n == 0 {
