@@ -87,16 +87,6 @@ def via_cli(binary, cfg, sql):
     return cols, [[norm(r.get(c)) for c in cols] for r in rows]
 
 
-def timed(f, runs):
-    f()  # warm-up
-    ts = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        res = f()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts), res
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3)
@@ -121,16 +111,18 @@ def main():
     subprocess.run([a.tributary, "--config", cfg, "--no-progress", "run", "events", "customers"],
                    check=True, capture_output=True)
 
-    # DuckDB on the same Parquet files (the events table's Hive folders).
-    duck = {}
+    # DuckDB on the same Parquet files (the events table's Hive folders): its answers checked
+    # by the shared runner; its times taken below, interleaved with Tributary's.
+    events = os.path.join(lake, "events")
+    customers = os.path.join(data, "customers.csv")
     for queries, expected in QUERY_SETS:
-        duck_json = os.path.join(OUT, "duckdb-queries.json")
         subprocess.run([sys.executable, os.path.join(SHARED, "run_queries.py"), "--engine", "duckdb",
-                        "--lake", os.path.join(lake, "events"), "--customers", os.path.join(data, "customers.csv"),
-                        "--queries", queries, "--runs", str(a.runs), "--json", duck_json, "--check", expected],
+                        "--lake", events, "--customers", customers, "--queries", queries,
+                        "--warmup", "0", "--runs", "1", "--check", expected],
                        check=True, capture_output=True)
-        with open(duck_json) as fh:
-            duck.update({r["query"]: r for r in json.load(fh)["results"]})
+    sys.path.insert(0, SHARED)
+    import run_queries
+    duck = run_queries.DuckDB(events, customers, 0)
 
     env = dict(os.environ, TRIBUTARY_TOKEN=TOKEN)
     server = subprocess.Popen([a.tributary, "--config", cfg, "serve", "--bind", "127.0.0.1:0",
@@ -150,14 +142,24 @@ def main():
             name = f[:-4]
             expected = dict(QUERY_SETS)[qdir]
             sql = open(os.path.join(qdir, f)).read()
-            t_cli, (cols, rows) = timed(lambda: via_cli(a.tributary, cfg, sql), a.runs)
-            bad = check(expected, name, cols, rows)
+            # Rounds interleave the three ways of running the query (DuckDB, API, CLI), so that the VM's drift
+            # over seconds lands on all of them alike.
+            duck_sql = sql.strip().rstrip(";")
+            cli_res = via_cli(a.tributary, cfg, sql)
+            api_res = via_api(addr, sql)
+            duck.run(duck_sql)
+            times = {"duck": [], "api": [], "cli": []}
             engine = []
-            t_api, (cols2, rows2) = timed(lambda: via_api(addr, sql, engine), a.runs)
-            t_eng = statistics.median(engine[1:])  # the warm-up's run left out, as for the others
-            bad = bad or check(expected, name, cols2, rows2)
-            d = duck.get(name) or duck.get(f) or {}
-            t_duck = d.get("median_ms", float("nan")) / 1000
+            for _ in range(a.runs):
+                for way, run in (("duck", lambda: duck.run(duck_sql)),
+                                 ("api", lambda: via_api(addr, sql, engine)),
+                                 ("cli", lambda: via_cli(a.tributary, cfg, sql))):
+                    t = time.perf_counter()
+                    run()
+                    times[way].append(time.perf_counter() - t)
+            t_duck, t_api, t_cli = (statistics.median(times[w]) for w in ("duck", "api", "cli"))
+            t_eng = statistics.median(engine)
+            bad = check(expected, name, *cli_res) or check(expected, name, *api_res)
             for k, t in (("engine", t_eng), ("api", t_api), ("cli", t_cli)):
                 ratios[k].append(max(t, 0.001) / t_duck)
             print(f"{name:<40} {t_duck*1000:>7.0f}ms {t_eng*1000:>7.0f}ms {t_api*1000:>7.0f}ms {t_cli*1000:>7.0f}ms "
