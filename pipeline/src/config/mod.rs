@@ -284,6 +284,7 @@ impl Config {
                     .then(|| std::time::Duration::from_secs(raw.query.timeout_secs)),
                 max_bytes_scanned: (raw.query.max_scanned_mb > 0)
                     .then(|| raw.query.max_scanned_mb.saturating_mul(1 << 20)),
+                partitions: None,
             },
             server,
             scheduler: SchedulerConfig {

@@ -33,6 +33,9 @@ pub struct QueryLimits {
     pub timeout: Option<std::time::Duration>,
     /// The query is cancelled once it would read more than this from the lake.
     pub max_bytes_scanned: Option<u64>,
+    /// Parallel partitions per query (default: two per core, or
+    /// `DATAFUSION_EXECUTION_TARGET_PARTITIONS`).
+    pub partitions: Option<usize>,
 }
 
 pub struct QueryEngine {
@@ -211,7 +214,11 @@ impl QueryEngine {
         if let Some(m) = limits.memory_bytes {
             rt = rt.with_memory_limit(m, 1.0);
         }
-        let ctx = SessionContext::new_with_state(session_state(session_config()?, rt.build_arc()?));
+        let mut config = session_config()?;
+        if let Some(n) = limits.partitions {
+            config = config.with_target_partitions(n.max(1));
+        }
+        let ctx = SessionContext::new_with_state(session_state(config, rt.build_arc()?));
         athena::register(&ctx);
         for (name, by_time) in [("table_version", false), ("table_at", true)] {
             ctx.register_udtf(

@@ -78,16 +78,26 @@ async fn lake_scan_prunes_partitions_exactly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn window_top_k_answers_as_the_sort_plan() {
     let p = TempProject::events("");
-    // Enough rows per operator (two partitions) for the top-K to judge its yield.
+    // Enough rows per operator for the top-K to judge its yield: two partitions, whatever
+    // the machine's cores (the default is two per core).
     p.gen_events(140_000, 2, 0.0, 62);
     p.run().await;
     let lake = p.lake().await;
-    let engine = QueryEngine::open(&lake).await.unwrap();
+    let engine = QueryEngine::open_with(
+        &lake,
+        &QueryLimits {
+            partitions: Some(2),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     // A small memory budget (the sorts spill): the same answers.
     let tight = QueryEngine::open_with(
         &lake,
         &QueryLimits {
             memory_bytes: Some(64 << 20),
+            partitions: Some(2),
             ..Default::default()
         },
     )
