@@ -13,7 +13,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// For the query commands: jemalloc keeps freed pages for reuse instead of returning them
 /// to the kernel over its 10 s decay. Aggregates that collect values (percentiles, distinct
 /// sets) free and re-fault hundreds of MB a query; with purging on, a fifth of q03's time
-/// was page faults (bench/queries.sh: q03 −39 %, q04 −20 %, geometric mean −10 %). The
+/// was page faults (interleaved A/B: q03 −40 %, q04 −16 %, geometric mean −7 to −10 %). The
 /// cost is a server that stays at its high-water mark. Ingest keeps the defaults: no gain
 /// there, +3 % peak memory. `_RJEM_MALLOC_CONF`, when set, decides instead.
 #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
@@ -39,11 +39,26 @@ fn keep_freed_pages() {
             );
         }
     };
-    // Arenas created from now on, then those that exist (one per thread group, lazily).
+    // Arenas created from now on, then every arena slot there is (created lazily, one per
+    // thread group; at this point only the main thread's).
     set("arenas.dirty_decay_ms", -1);
     set("arenas.muzzy_decay_ms", -1);
-    let arenas = std::thread::available_parallelism().map_or(8, |n| n.get() * 4);
-    for i in 0..arenas {
+    let mut narenas: u32 = 0;
+    let mut len = std::mem::size_of::<u32>();
+    // SAFETY: reads `arenas.narenas` (an `unsigned`) into a `u32` of the given size.
+    let read = unsafe {
+        tikv_jemalloc_sys::mallctl(
+            c"arenas.narenas".as_ptr(),
+            (&raw mut narenas).cast(),
+            &raw mut len,
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    if read != 0 {
+        return;
+    }
+    for i in 0..narenas {
         set(&format!("arena.{i}.dirty_decay_ms"), -1);
         set(&format!("arena.{i}.muzzy_decay_ms"), -1);
     }
