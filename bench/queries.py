@@ -142,8 +142,8 @@ def main():
             name = f[:-4]
             expected = dict(QUERY_SETS)[qdir]
             sql = open(os.path.join(qdir, f)).read()
-            # Rounds interleave the three ways of running the query (DuckDB, API, CLI), so that the VM's drift
-            # over seconds lands on all of them alike.
+            # Rounds interleave the three ways of running the query (DuckDB, API, CLI), so
+            # that the VM's drift over seconds lands on all of them alike.
             duck_sql = sql.strip().rstrip(";")
             cli_res = via_cli(a.tributary, cfg, sql)
             api_res = via_api(addr, sql)

@@ -263,17 +263,12 @@ fn nested_as_read(schema: &SchemaRef) -> SchemaRef {
     let fields: Vec<FieldRef> = schema
         .fields()
         .iter()
-        .map(|f| match f.data_type() {
-            DataType::List(_)
-            | DataType::LargeList(_)
-            | DataType::FixedSizeList(..)
-            | DataType::Struct(_)
-            | DataType::Map(..) => Arc::new(
+        .map(|f| {
+            Arc::new(
                 f.as_ref()
                     .clone()
                     .with_data_type(unview(f.data_type(), false)),
-            ),
-            _ => f.clone(),
+            )
         })
         .collect();
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
