@@ -14,44 +14,19 @@ export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 command -v python3 >/dev/null || { echo "python3 is needed by the tests (../shared/bench/gen_events.py)"; exit 1; }
 [ -f "$root/../shared/bench/gen_events.py" ] || { echo "../shared/bench/gen_events.py is missing beside the repo"; exit 1; }
 
-# The S3 + Kinesis server: moto in server mode, pinned, in a venv reused across runs.
 tools="${TRIBUTARY_TOOLS:-/var/tmp/tributary-tools}"
-venv="$tools/moto-5.2.5"
-if [ ! -x "$venv/bin/moto_server" ]; then
-  echo "== installing moto 5.2.5 into $venv"
-  mkdir -p "$tools"
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check moto==5.2.5 flask flask-cors
-fi
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-moto_log="$(mktemp)"
-"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$moto_log" 2>&1 &
-moto_pid=$!
+# The S3 + Kinesis server: moto, pinned, in a venv reused across runs (scripts/lib/moto.sh).
+source "$root/scripts/lib/moto.sh"
 log=""
 kin_pid=""
 kin_log=""
+MOTO_PID=""
 cleanup() {
-  kill "$moto_pid" ${kin_pid:+"$kin_pid"} 2>/dev/null || true
-  rm -f "$moto_log" ${kin_log:+"$kin_log"} ${log:+"$log"}
+  kill ${MOTO_PID:+"$MOTO_PID"} ${kin_pid:+"$kin_pid"} 2>/dev/null || true
+  rm -f ${kin_log:+"$kin_log"} ${log:+"$log"}
 }
 trap cleanup EXIT
-for _ in $(seq 1 100); do
-  if python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/', timeout=1)" 2>/dev/null; then
-    break
-  fi
-  if ! kill -0 "$moto_pid" 2>/dev/null; then
-    echo "moto_server failed to start:"; cat "$moto_log"; exit 1
-  fi
-  sleep 0.1
-done
-python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/', timeout=2)" \
-  || { echo "moto_server is not answering on 127.0.0.1:$port"; cat "$moto_log"; exit 1; }
-echo "== S3/Kinesis server: moto 5.2.5 on 127.0.0.1:$port"
-export TRIBUTARY_TEST_AWS_ENDPOINT="http://127.0.0.1:$port"
-# Credentials for the local server only (moto accepts any).
-export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
-export AWS_EC2_METADATA_DISABLED=true
+moto_start
 
 # Python test tools (PyPI, pinned): the real ADBC Flight SQL driver, and nbclient/ipykernel
 # with pandas and matplotlib to execute notebooks/ headless.

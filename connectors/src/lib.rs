@@ -5,6 +5,7 @@
 
 pub mod aws;
 pub mod breaker;
+pub mod caught_up;
 pub mod file;
 pub mod kinesis;
 pub mod s3;
@@ -105,6 +106,15 @@ impl SourceKind {
             SourceKind::File(_) => "file",
             SourceKind::Kinesis(_) => "kinesis",
             SourceKind::S3(_) => "s3",
+        }
+    }
+
+    /// What the source reads, for messages: `Kinesis stream orders`, `s3://b/in/`.
+    pub fn describe(&self) -> String {
+        match self {
+            SourceKind::File(f) => format!("files {}", f.path),
+            SourceKind::Kinesis(k) => format!("Kinesis stream {}", k.stream),
+            SourceKind::S3(s) => s.url.clone(),
         }
     }
 }

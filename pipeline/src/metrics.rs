@@ -24,6 +24,9 @@ pub struct PipelineMetrics {
     pub last_commit_ms: AtomicI64,
     /// The Kinesis source's per-shard figures, once it runs.
     pub shards: Mutex<Option<tributary_connectors::kinesis::MetricsMap>>,
+    /// Whether the source (stream, polled prefix) is caught up, and which of its calls
+    /// are failing now.
+    pub source: Mutex<Option<Arc<tributary_connectors::caught_up::CaughtUp>>>,
 }
 
 impl PipelineMetrics {
@@ -137,6 +140,41 @@ impl Metrics {
             "Unix time of the last commit (0: none yet).",
             &per(&|m| m.last_commit_ms.load(Ordering::Relaxed) as f64 / 1e3),
         );
+        let (mut up, mut caught_up, mut failing) = (Vec::new(), Vec::new(), Vec::new());
+        for (n, m) in &map {
+            let source = m.source.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let Some(source) = source else { continue };
+            let l = format!("pipeline=\"{}\"", label(n));
+            let down = source.failing();
+            up.push((l.clone(), if down.is_empty() { 1.0 } else { 0.0 }));
+            let at_tip = source.caught_up_for().is_some();
+            caught_up.push((l, if at_tip { 1.0 } else { 0.0 }));
+            for (part, _) in down {
+                let l = format!("pipeline=\"{}\",part=\"{}\"", label(n), label(&part));
+                failing.push((l, 1.0));
+            }
+        }
+        family(
+            &mut out,
+            "tributary_source_up",
+            "gauge",
+            "1 while the source's last calls succeeded; 0 while a dependency is down (calls failing or the circuit open).",
+            &up,
+        );
+        family(
+            &mut out,
+            "tributary_source_caught_up",
+            "gauge",
+            "1 when every part of the source (shards, the prefix listing) is at its tip with no failed call since.",
+            &caught_up,
+        );
+        family(
+            &mut out,
+            "tributary_source_part_failing",
+            "gauge",
+            "Parts of a source whose last call failed (a shard, shard discovery, a prefix listing).",
+            &failing,
+        );
         let mut behind = Vec::new();
         let mut shard_records = Vec::new();
         for (n, m) in &map {
@@ -218,5 +256,22 @@ mod tests {
         assert!(
             text.contains("tributary_commit_duration_seconds_sum{pipeline=\"or\\\"ders\"} 0.25\n")
         );
+        // A source whose calls fail says so.
+        let source = Arc::new(tributary_connectors::caught_up::CaughtUp::default());
+        *p.source.lock().unwrap() = Some(source.clone());
+        source.failed("shardId-000000000001", "500 InternalFailure");
+        let text = m.render();
+        assert!(
+            text.contains("tributary_source_up{pipeline=\"or\\\"ders\"} 0\n"),
+            "{text}"
+        );
+        assert!(text.contains("tributary_source_caught_up{pipeline=\"or\\\"ders\"} 0\n"));
+        assert!(text.contains(
+            "tributary_source_part_failing{pipeline=\"or\\\"ders\",part=\"shardId-000000000001\"} 1\n"
+        ));
+        source.at_tip("shardId-000000000001");
+        let text = m.render();
+        assert!(text.contains("tributary_source_up{pipeline=\"or\\\"ders\"} 1\n"));
+        assert!(text.contains("tributary_source_caught_up{pipeline=\"or\\\"ders\"} 1\n"));
     }
 }

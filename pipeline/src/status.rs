@@ -9,7 +9,7 @@ use tributary_connectors::file::{Compression, InputFile};
 use tributary_connectors::{Offset, SourceKind};
 
 use crate::config::{Config, Pipeline};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::lake::{self, Lake};
 
 #[derive(Debug)]
@@ -90,7 +90,7 @@ async fn lag(p: &Pipeline, table: Option<&deltalake::DeltaTable>) -> Result<Stri
                 let it = req
                     .send()
                     .await
-                    .map_err(|e| Error::Query(format!("GetShardIterator: {e}")))?;
+                    .map_err(|e| tributary_connectors::kinesis::aws_error("GetShardIterator", e))?;
                 let behind = match it.shard_iterator() {
                     Some(i) => client
                         .get_records()
@@ -98,7 +98,7 @@ async fn lag(p: &Pipeline, table: Option<&deltalake::DeltaTable>) -> Result<Stri
                         .limit(1)
                         .send()
                         .await
-                        .map_err(|e| Error::Query(format!("GetRecords: {e}")))?
+                        .map_err(|e| tributary_connectors::kinesis::aws_error("GetRecords", e))?
                         .millis_behind_latest(),
                     None => Some(0),
                 };
@@ -124,9 +124,10 @@ pub async fn status(config: &Config, lake: &Lake) -> Result<Vec<PipelineStatus>>
             Some(t) => lake::table_info(&p.dlq_table(), &t).await?.rows,
             None => 0,
         };
+        // A source that cannot be reached is reported as down, not as lag it cannot know.
         let lag = lag(p, table.as_ref())
             .await
-            .unwrap_or_else(|e| format!("unknown ({e})"));
+            .unwrap_or_else(|e| format!("SOURCE DOWN: {} unreachable: {e}", p.source.describe()));
         out.push(PipelineStatus {
             pipeline: p.name.clone(),
             table: p.table.name.clone(),

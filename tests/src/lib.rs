@@ -6,6 +6,7 @@ pub mod crash;
 pub mod fault;
 pub mod http;
 pub mod lambda;
+pub mod serve;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

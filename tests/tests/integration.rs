@@ -4,11 +4,13 @@ mod integration {
     mod athena;
     mod bad_records;
     mod cli;
+    mod concurrent_writers;
     mod crash;
     mod demo;
     mod deploy;
     mod evolution;
     mod faults;
+    mod flight_messages;
     mod jobs;
     mod kinesis;
     mod lambda;

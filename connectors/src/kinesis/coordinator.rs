@@ -15,7 +15,11 @@ use super::lease::Leases;
 use super::shard::ShardReader;
 use super::{Checkpoints, KinesisSourceConfig, StartPosition, list_shards};
 use crate::aws::backoff;
+use crate::caught_up::CaughtUp;
 use crate::{Error, ErrorClass, Offset, Result, SourceBatch};
+
+/// The part of the caught-up state that stands for listing the stream's shards.
+const DISCOVERY: &str = "shard discovery";
 
 /// What the source hands the pipeline.
 pub enum SourceEvent {
@@ -47,6 +51,9 @@ pub type MetricsMap = Arc<Mutex<BTreeMap<String, Arc<ShardMetrics>>>>;
 pub struct StreamSource {
     pub events: mpsc::Receiver<SourceEvent>,
     pub metrics: MetricsMap,
+    /// Whether every shard read here is at its tip with no failed call since (what
+    /// `--idle-exit` waits for), and which calls are failing now.
+    pub caught_up: Arc<CaughtUp>,
     stop: Arc<AtomicBool>,
     leases: Arc<tokio::sync::Mutex<Option<Leases>>>,
     task: tokio::task::JoinHandle<()>,
@@ -64,6 +71,9 @@ impl StreamSource {
         let (tx, events) = mpsc::channel(capacity.max(1));
         let stop = Arc::new(AtomicBool::new(false));
         let metrics: MetricsMap = Arc::default();
+        let caught_up = Arc::new(CaughtUp::default());
+        // Nothing is known until the first discovery round lists the shards.
+        caught_up.behind(DISCOVERY);
         let leases = Arc::new(tokio::sync::Mutex::new(leases));
         let breaker = Arc::new(crate::breaker::CircuitBreaker::for_dependency(format!(
             "Kinesis stream {}",
@@ -78,12 +88,14 @@ impl StreamSource {
             tx,
             stop: stop.clone(),
             metrics: metrics.clone(),
+            caught_up: caught_up.clone(),
             running: HashMap::new(),
         };
         let task = tokio::spawn(co.run());
         Self {
             events,
             metrics,
+            caught_up,
             stop,
             leases,
             task,
@@ -136,6 +148,7 @@ struct Coordinator {
     tx: mpsc::Sender<SourceEvent>,
     stop: Arc<AtomicBool>,
     metrics: MetricsMap,
+    caught_up: Arc<CaughtUp>,
     /// Shared by every shard reader: a dead stream endpoint pauses them all.
     breaker: Arc<crate::breaker::CircuitBreaker>,
     /// Shards with a reader started in this run (kept until their closure is committed).
@@ -157,7 +170,12 @@ impl Coordinator {
         let mut last_report = Instant::now();
         let mut last_counts: HashMap<String, u64> = HashMap::new();
         while !self.stop.load(Ordering::Relaxed) {
-            match self.round(first).await {
+            let round = self.round(first).await;
+            match &round {
+                Ok(_) => self.caught_up.at_tip(DISCOVERY),
+                Err(e) => self.caught_up.failed(DISCOVERY, &e.to_string()),
+            }
+            match round {
                 Ok(true) => {
                     first = false;
                     attempt = 0;
@@ -252,7 +270,8 @@ impl Coordinator {
                 let _ = self.tx.send(SourceEvent::LeaseLost(lost.join(", "))).await;
                 return Ok(false);
             }
-            let workers = leases.store.live_workers().await?.len().max(1);
+            let live = leases.store.live_workers().await?;
+            let workers = live.len().max(1);
             let share = eligible.len().div_ceil(workers);
             let mine: Vec<&Shard> = eligible
                 .iter()
@@ -280,6 +299,18 @@ impl Coordinator {
                     tracing::info!(shard = %id, owner = %leases.owner, "lease acquired");
                     count += 1;
                     wanted.push(s);
+                } else {
+                    // A live worker's shard is its own business; one left by a dead worker
+                    // (its lease not yet expired) or by nobody still waits to be read, so
+                    // the stream is not caught up.
+                    let alive = all.get(id).is_some_and(|(_, l)| {
+                        l.expires_ms > now && l.owner != leases.owner && live.contains(&l.owner)
+                    });
+                    if alive {
+                        self.caught_up.remove(id);
+                    } else {
+                        self.caught_up.behind(id);
+                    }
                 }
             }
         } else {
@@ -289,6 +320,7 @@ impl Coordinator {
 
         for id in done {
             self.running.remove(&id);
+            self.caught_up.remove(&id);
         }
         for s in wanted {
             let id = s.shard_id().to_string();
@@ -306,6 +338,7 @@ impl Coordinator {
             };
             let resume = committed.get(&self.cfg.partition(&id)).cloned();
             tracing::info!(shard = %id, resume = ?resume.as_ref().map(|o| o.to_string()), "reading shard");
+            self.caught_up.behind(&id);
             let reader = ShardReader {
                 client: self.client.clone(),
                 cfg: self.cfg.clone(),
@@ -321,6 +354,7 @@ impl Coordinator {
                 stop: self.stop.clone(),
                 metrics,
                 breaker: self.breaker.clone(),
+                caught_up: self.caught_up.clone(),
             };
             self.running.insert(id, tokio::spawn(reader.run()));
         }

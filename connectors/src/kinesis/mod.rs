@@ -119,7 +119,7 @@ const TRANSIENT_CODES: &[&str] = &[
 
 /// Turns an SDK error into ours, with the error code in the message and a transient flag
 /// (network faults, timeouts, throttling and 5xx are transient; the rest are not).
-pub(crate) fn aws_error<E, R>(operation: &'static str, e: SdkError<E, R>) -> Error
+pub fn aws_error<E, R>(operation: &'static str, e: SdkError<E, R>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,

@@ -31,6 +31,8 @@ pub(crate) struct ShardReader {
     pub stop: Arc<AtomicBool>,
     pub metrics: Arc<ShardMetrics>,
     pub breaker: Arc<crate::breaker::CircuitBreaker>,
+    /// Told the outcome of every call: at the tip, progressed, or failed.
+    pub caught_up: Arc<crate::caught_up::CaughtUp>,
 }
 
 impl ShardReader {
@@ -82,6 +84,7 @@ impl ShardReader {
                 }
                 Err(e) if e.class() == crate::ErrorClass::Transient => {
                     self.breaker.failure(&e);
+                    self.caught_up.failed(&self.shard_id, &e.to_string());
                     let wait =
                         backoff(attempt, Duration::from_millis(100), Duration::from_secs(10));
                     self.metrics.retries.fetch_add(1, Ordering::Relaxed);
@@ -137,6 +140,7 @@ impl ShardReader {
                     ids: Vec::new(),
                 };
                 tracing::info!(shard = %self.shard_id, "shard ended (SHARD_END)");
+                self.caught_up.at_tip(&self.shard_id);
                 let _ = self.tx.send(SourceEvent::Batch(batch)).await;
                 return Ok(());
             };
@@ -162,6 +166,7 @@ impl ShardReader {
             let out = match res {
                 Ok(out) => out,
                 Err(e) if error_code(&e) == Some("ExpiredIteratorException") => {
+                    self.caught_up.failed(&self.shard_id, &e.to_string());
                     tracing::info!(shard = %self.shard_id, "shard iterator expired; re-acquiring from the last record read");
                     match self
                         .retrying("GetShardIterator", || self.iterator(last.as_ref()))
@@ -174,6 +179,7 @@ impl ShardReader {
                 }
                 Err(e) if e.class() == crate::ErrorClass::Transient => {
                     self.breaker.failure(&e);
+                    self.caught_up.failed(&self.shard_id, &e.to_string());
                     let n = self.metrics.throttled.fetch_add(1, Ordering::Relaxed);
                     let wait = backoff(
                         n.min(8) as u32,
@@ -193,6 +199,13 @@ impl ShardReader {
             self.metrics.millis_behind.store(behind, Ordering::Relaxed);
             iterator = out.next_shard_iterator().map(str::to_string);
             let records = out.records();
+            // At the tip: nothing returned and nothing behind it. A closed shard read to
+            // its end is at its tip too (its closure is committed next; then it leaves).
+            if (records.is_empty() && behind == 0) || iterator.is_none() {
+                self.caught_up.at_tip(&self.shard_id);
+            } else {
+                self.caught_up.progressed(&self.shard_id);
+            }
             if !records.is_empty() {
                 let batch = self.batch(partition, records, &mut last, iterator.is_none())?;
                 // A closed shard's last batch carries the closure itself.

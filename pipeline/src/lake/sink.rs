@@ -25,6 +25,12 @@ use super::partition::PartBatch;
 use crate::decode::BadRecord;
 use crate::error::{Error, Result};
 
+/// The commitInfo field holding a commit's own id (`commit` reads it back).
+const COMMIT_ID_KEY: &str = "tributary.commit";
+/// Times a commit may find itself replaced (a store without atomic create-only puts)
+/// before the writer gives up with an error.
+const MAX_REPLACED: u32 = 5;
+
 #[derive(Debug, Clone)]
 pub struct WriterSettings {
     pub target_file_bytes: u64,
@@ -344,69 +350,94 @@ impl TableSink {
             bytes: adds.iter().map(|a| a.size.max(0) as u64).sum(),
             rows: self.buffered_rows,
         };
-        // A file of this commit, to recognise it in the log if its acknowledgement is lost.
-        let marker = adds.first().map(|a| a.path.clone());
-        let read_version = self.table.version();
+        // An id of this commit, in its commitInfo: to recognise it in the log when its
+        // acknowledgement is lost, and to check that the version it got holds it.
+        let commit_id = uuid::Uuid::new_v4().simple().to_string();
+        let mut metadata = metadata;
+        metadata.insert(COMMIT_ID_KEY.into(), serde_json::json!(commit_id));
         let actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
         let op = DeltaOperation::Write {
             mode: SaveMode::Append,
             partition_by: (!self.partitions.is_empty()).then(|| self.partitions.clone()),
             predicate: None,
         };
-        let props = CommitProperties::default()
-            .with_application_transactions(txns)
-            .with_metadata(metadata);
-        let committed = CommitBuilder::from(props)
-            .with_actions(actions)
-            .build(Some(self.table.snapshot()?), self.table.log_store(), op)
-            .await;
-        let version = match committed {
-            Ok(finalized) => finalized.version() as i64,
-            // The log entry may have been written and only its answer lost (a dropped
-            // connection): the retried write then finds "its" version taken, by itself.
-            // Found in the log, the commit stands; not found, it failed.
-            Err(e) => match (&marker, read_version) {
-                (Some(path), Some(from)) => match self.find_commit_with(path, from).await? {
-                    Some(v) => {
-                        tracing::warn!(table = %self.name, version = v, error = %e, "the commit landed, but its acknowledgement was lost; going on");
-                        v
-                    }
+        let mut attempt = 0;
+        let version = loop {
+            let read_version = self.table.version();
+            let props = CommitProperties::default()
+                .with_application_transactions(txns.clone())
+                .with_metadata(metadata.clone());
+            let committed = CommitBuilder::from(props)
+                .with_actions(actions.clone())
+                .build(
+                    Some(self.table.snapshot()?),
+                    self.table.log_store(),
+                    op.clone(),
+                )
+                .await;
+            let version = match committed {
+                Ok(finalized) => finalized.version(),
+                // The log entry may have been written and only its answer lost (a dropped
+                // connection): the retried write then finds "its" version taken, by itself.
+                // Found in the log, the commit stands; not found, it failed.
+                Err(e) => match read_version {
+                    Some(from) => match self.find_commit(&commit_id, from).await? {
+                        Some(v) => {
+                            tracing::warn!(table = %self.name, version = v, error = %e, "the commit landed, but its acknowledgement was lost; going on");
+                            v
+                        }
+                        None => return Err(e.into()),
+                    },
                     None => return Err(e.into()),
                 },
-                _ => return Err(e.into()),
-            },
+            };
+            // Read back: a store whose create-only put is not atomic (two writers of one
+            // version both told it succeeded) lets another commit replace this one. Seen
+            // here, the commit is made again at a new version instead of being reported done
+            // while missing from the table.
+            if self.version_holds(version, &commit_id).await? {
+                break version;
+            }
+            attempt += 1;
+            tracing::error!(table = %self.name, version, attempt, "the commit was replaced by another writer's: the store does not make create-only puts atomic; committing again");
+            if attempt >= MAX_REPLACED {
+                return Err(Error::Internal(format!(
+                    "table `{}`: commits keep being replaced by other writers' ({attempt} times): the lake's store does not make create-only (If-None-Match) puts atomic, which concurrent writers need",
+                    self.name
+                )));
+            }
+            self.table.update_state().await?;
         };
         self.table.update_state().await?;
         self.buffered_rows = 0;
         for s in &mut self.shards {
             s.rows = 0;
         }
+        let version = version as i64;
         tracing::debug!(table = %self.name, version, files = stats.files, "committed");
         Ok(Some(CommitStats { version, ..stats }))
     }
 
-    pub fn table(&self) -> &DeltaTable {
-        &self.table
+    /// Whether the log entry of `version` is the commit `id`.
+    async fn version_holds(&self, version: u64, id: &str) -> Result<bool> {
+        let bytes = self.table.log_store().read_commit_entry(version).await?;
+        Ok(bytes.is_some_and(|b| memchr::memmem::find(&b, id.as_bytes()).is_some()))
     }
 
-    /// The version after `from` whose commit adds the data file `path`, if any.
-    async fn find_commit_with(&mut self, path: &str, from: u64) -> Result<Option<i64>> {
+    /// The version after `from` whose log entry is the commit `id`, if any.
+    async fn find_commit(&mut self, id: &str, from: u64) -> Result<Option<u64>> {
         self.table.update_state().await?;
         let latest = self.table.version().unwrap_or(from);
         for v in from + 1..=latest {
-            let Some(bytes) = self.table.log_store().read_commit_entry(v).await? else {
-                continue;
-            };
-            for line in bytes.split(|b| *b == b'\n') {
-                let Ok(action) = serde_json::from_slice::<serde_json::Value>(line) else {
-                    continue;
-                };
-                if action["add"]["path"].as_str() == Some(path) {
-                    return Ok(Some(v as i64));
-                }
+            if self.version_holds(v, id).await? {
+                return Ok(Some(v));
             }
         }
         Ok(None)
+    }
+
+    pub fn table(&self) -> &DeltaTable {
+        &self.table
     }
 
     /// Brings the table's view up to its latest commit (other writers' commits included).

@@ -2,6 +2,7 @@
 //! session (partition pruning and file statistics via the Delta table provider).
 
 mod athena;
+pub mod compact;
 mod coop;
 mod flatten;
 pub mod params;
@@ -421,7 +422,14 @@ impl QueryEngine {
             }
             let scanned_tables = scanned_tables(df.logical_plan());
             let schema = Arc::new(df.schema().as_arrow().clone());
-            let batches = df.collect().await.map_err(|e| self.explain(e))?;
+            // Compacted as they arrive: a few rows cut from a page must not keep the
+            // page's string buffers alive (nor send them to clients).
+            let mut stream = df.execute_stream().await.map_err(|e| self.explain(e))?;
+            let mut batches = Vec::new();
+            while let Some(b) = futures::StreamExt::next(&mut stream).await {
+                let b = b.map_err(|e| self.explain(e))?;
+                batches.push(compact::compact(&b)?);
+            }
             Ok::<_, Error>((schema, batches, scanned_tables))
         };
         let (schema, batches, scanned_tables) = match self.limits.timeout {

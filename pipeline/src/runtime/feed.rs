@@ -10,6 +10,7 @@ use std::time::Duration;
 use object_store::ObjectStore;
 use tokio::sync::mpsc;
 use tributary_connectors::SourceBatch;
+use tributary_connectors::caught_up::CaughtUp;
 use tributary_connectors::file::{FileReader, InputFile};
 use tributary_connectors::kinesis::{SourceEvent, StreamSource};
 use tributary_connectors::s3::{self, S3SourceConfig};
@@ -62,6 +63,20 @@ pub(super) struct Poll {
     pub interval: Duration,
     /// Ids listed already (read, or complete before this run).
     pub seen: HashSet<String>,
+    /// Caught up: the last listing succeeded and everything it found was read.
+    pub caught_up: Arc<CaughtUp>,
+}
+
+/// The part of a polled prefix's caught-up state: its listing.
+const LISTING: &str = "listing";
+
+impl Poll {
+    /// Behind until a listing after the first inputs finds nothing unread.
+    pub fn tracker() -> Arc<CaughtUp> {
+        let c = Arc::new(CaughtUp::default());
+        c.behind(LISTING);
+        c
+    }
 }
 
 /// Reads the inputs in order from their committed offsets, then (S3 with a poll interval)
@@ -122,12 +137,15 @@ pub(super) fn spawn_reader(
             let listed = match handle.block_on(poll.source.list(&poll.store)) {
                 Ok(l) => l,
                 Err(e) => {
+                    // Not idleness: --idle-exit waits until a listing succeeds again.
+                    poll.caught_up.failed(LISTING, &e.to_string());
                     tracing::warn!(source = %poll.source.url, error = %e, "listing new objects failed; trying again next poll");
                     continue;
                 }
             };
             for file in listed {
                 if poll.seen.insert(file.id.clone()) {
+                    poll.caught_up.progressed(LISTING);
                     tracing::info!(object = %file.id, "new object");
                     let w = Work {
                         file,
@@ -139,6 +157,7 @@ pub(super) fn spawn_reader(
                     }
                 }
             }
+            poll.caught_up.at_tip(LISTING);
         }
     })
 }

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use deltalake::kernel::Transaction;
 use futures::StreamExt;
 use tokio::sync::mpsc;
+use tributary_connectors::caught_up::CaughtUp;
 use tributary_connectors::file::Compression;
 use tributary_connectors::kinesis::{Leases, StreamSource};
 use tributary_connectors::{Offset, SeqNo, SourceKind};
@@ -204,11 +205,15 @@ async fn run_once(
     let mut reader = None;
     let mut forward = None;
     let mut source_stop = None;
+    // Whether the source has read all there is (polled S3 prefixes, streams): --idle-exit
+    // waits for it, so an outage is never taken for the end of the input.
+    let mut caught_up: Option<Arc<CaughtUp>> = None;
     // Set when this run ends (whatever the cause), so the file/S3 reader thread ends too.
     let reader_stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
     match &p.source {
         SourceKind::File(_) | SourceKind::S3(_) => {
             let (files, opener, poll) = list_inputs(p, opts.only_objects.as_ref()).await?;
+            caught_up = poll.as_ref().map(|poll| poll.caught_up.clone());
             summary.files += files.len();
             let ids: Vec<String> = files.iter().map(|f| f.id.clone()).collect();
             // Resume points, from the tables' own commit log.
@@ -283,11 +288,17 @@ async fn run_once(
             {
                 *shards = Some(source.metrics.clone());
             }
+            caught_up = Some(source.caught_up.clone());
             source_stop = Some(StopOnDrop(source.stop_handle()));
             forward = Some(forward_stream(source, tx));
         }
     }
 
+    if let (Some(m), Some(c)) = (&metrics, &caught_up)
+        && let Ok(mut source) = m.source.lock()
+    {
+        *source = Some(c.clone());
+    }
     let stage = Arc::new(build_stage(p, &main));
 
     let progress = progress_bar(opts.progress && !stream_mode, total_bytes);
@@ -427,8 +438,11 @@ async fn run_once(
             && !draining
             && last_data.elapsed() >= idle
             && last_arrival.elapsed() >= idle
+            && caught_up
+                .as_ref()
+                .is_none_or(|c| c.caught_up_for().is_some_and(|d| d >= idle))
         {
-            tracing::info!(pipeline = %p.name, "no new records for {idle:?}; finishing what was read");
+            tracing::info!(pipeline = %p.name, "caught up (every part of the source at its tip, no failed call) and no new records for {idle:?}; finishing what was read");
             draining = true;
             reader_stop.0.store(true, Ordering::Relaxed);
             if let Some(s) = &source_stop {

@@ -101,6 +101,7 @@ pub(super) async fn list_inputs(
                 store: store.clone(),
                 interval,
                 seen: files.iter().map(|f| f.id.clone()).collect(),
+                caught_up: Poll::tracker(),
             });
             let opener = Opener::S3(store, tokio::runtime::Handle::current());
             Ok((files, opener, poll))

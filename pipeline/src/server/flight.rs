@@ -81,12 +81,21 @@ impl FlightSql {
         }
     }
 
-    fn stream(schema: SchemaRef, batches: Vec<RecordBatch>) -> Response<DoGetStream> {
+    /// Batches as DoGet's messages: compacted and cut to about 1 MB each, so that no
+    /// message nears gRPC's 16 MB limit (`query::compact`).
+    #[allow(clippy::result_large_err)]
+    fn stream(
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        use crate::query::compact::{MESSAGE_BYTES, for_messages};
+        let batches =
+            for_messages(&batches, MESSAGE_BYTES).map_err(|e| Status::internal(e.to_string()))?;
         let stream = FlightDataEncoderBuilder::new()
             .with_schema(schema)
             .build(futures::stream::iter(batches.into_iter().map(Ok)))
             .map_err(Status::from);
-        Response::new(Box::pin(stream))
+        Ok(Response::new(Box::pin(stream)))
     }
 
     /// A query's answer as FlightInfo: the results wait under a fresh handle, the ticket,
@@ -256,7 +265,7 @@ impl FlightSqlService for FlightSql {
         let found = self.results.lock().ok().and_then(|mut m| m.remove(&handle));
         let (schema, batches) =
             found.ok_or_else(|| Status::not_found(format!("no results for handle {handle}")))?;
-        Ok(Self::stream(schema, batches))
+        Self::stream(schema, batches)
     }
 
     async fn get_flight_info_catalogs(
@@ -283,7 +292,7 @@ impl FlightSqlService for FlightSql {
         b.append(CATALOG);
         let schema = b.schema();
         let batch = b.build().map_err(Status::from)?;
-        Ok(Self::stream(schema, vec![batch]))
+        Self::stream(schema, vec![batch])
     }
 
     async fn get_flight_info_schemas(
@@ -310,7 +319,7 @@ impl FlightSqlService for FlightSql {
         b.append(CATALOG, SCHEMA);
         let schema = b.schema();
         let batch = b.build().map_err(Status::from)?;
-        Ok(Self::stream(schema, vec![batch]))
+        Self::stream(schema, vec![batch])
     }
 
     async fn get_flight_info_tables(
@@ -344,7 +353,7 @@ impl FlightSqlService for FlightSql {
         }
         let schema = b.schema();
         let batch = b.build().map_err(Status::from)?;
-        Ok(Self::stream(schema, vec![batch]))
+        Self::stream(schema, vec![batch])
     }
 
     async fn get_flight_info_table_types(
@@ -379,7 +388,7 @@ impl FlightSqlService for FlightSql {
             vec![Arc::new(arrow::array::StringArray::from(vec!["TABLE"]))],
         )
         .map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Self::stream(schema, vec![batch]))
+        Self::stream(schema, vec![batch])
     }
 
     async fn get_flight_info_sql_info(
@@ -405,7 +414,7 @@ impl FlightSqlService for FlightSql {
         let b = query.into_builder(&self.sql_info);
         let schema = b.schema();
         let batch = b.build().map_err(Status::from)?;
-        Ok(Self::stream(schema, vec![batch]))
+        Self::stream(schema, vec![batch])
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}

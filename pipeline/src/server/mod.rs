@@ -280,7 +280,12 @@ async fn results(
     };
     let size = p.max_results.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
     let len = size.min(all.num_rows() - start);
-    let page = all.slice(start, len);
+    // A slice of view columns still holds the whole result's buffers: compacted, the
+    // page carries only its own rows (`query::compact`).
+    let page = match crate::query::compact::compact(&all.slice(start, len)) {
+        Ok(p) => p,
+        Err(e) => return internal(e.into()),
+    };
     let next = (start + len < all.num_rows()).then(|| (start + len).to_string());
     match format {
         "arrow" => {

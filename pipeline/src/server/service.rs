@@ -362,7 +362,12 @@ impl QueryService {
         let mut buf = Vec::new();
         {
             let mut w = arrow::ipc::writer::FileWriter::try_new(&mut buf, &r.schema)?;
-            for b in &r.batches {
+            // Compacted pieces of ~1 MB: a page read back holds only what it shows.
+            let pieces = crate::query::compact::for_messages(
+                &r.batches,
+                crate::query::compact::MESSAGE_BYTES,
+            )?;
+            for b in &pieces {
                 w.write(b)?;
             }
             w.finish()?;

@@ -200,8 +200,9 @@ async fn sigterm_stops_a_stream_cleanly_and_the_next_run_continues() {
             break child.wait_with_output().unwrap();
         }
         assert!(
-            asked.elapsed() < Duration::from_secs(15),
-            "still running 15 s after SIGTERM"
+            // Generous: what is in hand is committed first, on however busy a machine.
+            asked.elapsed() < Duration::from_secs(60),
+            "still running 60 s after SIGTERM"
         );
         std::thread::sleep(Duration::from_millis(20));
     };

@@ -3,12 +3,14 @@
 //! and jitter; a dead Kinesis endpoint opens the circuit breaker (reported, calls paused)
 //! instead of being hammered; once the faults stop, the pipeline completes with nothing lost.
 
+use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tributary_tests::aws::{create_bucket, create_stream, endpoint, kinesis, unique};
 use tributary_tests::fault::{ChaosProxy, Fault};
+use tributary_tests::http::request;
 use tributary_tests::{
     EVENTS_SCHEMA, TempProject, assert_exactly_once, cli, ndjson_files, sent, tributary_bin,
 };
@@ -27,6 +29,12 @@ fn send(p: &TempProject, stream: &str, file: &std::path::Path) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The value of the sample `series` (name and labels) in a Prometheus scrape.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,14 +79,34 @@ async fn kinesis_faults_are_retried_and_a_dead_endpoint_opens_the_circuit() {
     p.gen_events(20_000, 2, 0.0, 81);
     let files = ndjson_files(&p.data_dir());
     send(&p, &stream, &files[0]);
-    let child = Command::new(tributary_bin())
-        .args(["--no-progress", "run", "--idle-exit", "15"])
+    // --idle-exit shorter than the outage below: an outage must not pass for idleness.
+    let idle = Duration::from_secs(4);
+    let mut child = Command::new(tributary_bin())
+        .args(["--no-progress", "run", "--idle-exit", "4"])
+        .args(["--metrics-addr", "127.0.0.1:0"])
         .current_dir(p.path())
-        .stdout(Stdio::piped())
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let log_reader = std::thread::spawn(move || {
+        let mut log = String::new();
+        for line in stderr.lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("metrics on http://") {
+                let _ = addr_tx.send(addr.trim_end_matches("/metrics").to_string());
+            }
+            log.push_str(&line);
+            log.push('\n');
+        }
+        log
+    });
+    let addr = addr_rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    let scrape = || {
+        String::from_utf8_lossy(&request(&addr, "GET", "/metrics", None, None).body).into_owned()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
     while tributary_tests::crash::local_version(&p.path().join("lake/events")) < 1 {
         assert!(
             Instant::now() < deadline,
@@ -86,18 +114,54 @@ async fn kinesis_faults_are_retried_and_a_dead_endpoint_opens_the_circuit() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    // The endpoint dies for 6 s; meanwhile more records arrive (directly).
+    // The endpoint dies; meanwhile more records arrive (directly).
     proxy.set_dead(true);
     send(&p, &stream, &files[1]);
-    std::thread::sleep(Duration::from_secs(6));
+    // The metrics say the source is down (waited for, however slow the machine)...
+    let up = "tributary_source_up{pipeline=\"events\"}";
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while sample(&scrape(), up) != Some(0.0) {
+        assert!(
+            Instant::now() < deadline,
+            "metrics never said the source is down: {}",
+            scrape()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let text = scrape();
+    assert_eq!(
+        sample(&text, "tributary_source_caught_up{pipeline=\"events\"}"),
+        Some(0.0),
+        "{text}"
+    );
+    // ... and so does `status`, from its own calls.
+    let status = cli(&p, &["status"]);
+    let shown = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        shown.contains(&format!("SOURCE DOWN: Kinesis stream {stream} unreachable")),
+        "{shown}{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    // Dead for twice the idle window: the run waits instead of ending.
+    let down = Instant::now();
+    while down.elapsed() < idle * 2 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended while its source was down: {}",
+            log_reader.join().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let while_dead = proxy.stats.while_dead.load(Ordering::Relaxed);
+    let dead_for = down.elapsed().as_secs_f64();
     proxy.set_dead(false);
     proxy.set_faults(false);
-    let out = child.wait_with_output().unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{log}");
+    let status = child.wait().unwrap();
+    let log = log_reader.join().unwrap();
+    assert!(status.success(), "{log}");
     assert!(log.contains("circuit open"), "{log}");
     assert!(log.contains("circuit closed"), "{log}");
+    assert!(log.contains("caught up"), "{log}");
     eprintln!("kinesis chaos: {}", proxy.stats.summary());
     assert!(
         proxy.stats.expired.load(Ordering::Relaxed) >= 1,
@@ -108,10 +172,10 @@ async fn kinesis_faults_are_retried_and_a_dead_endpoint_opens_the_circuit() {
         log.contains("shard iterator expired; re-acquiring"),
         "{log}"
     );
-    // 4 shard readers over 6 dead seconds: paused by the breaker, not a retry storm.
+    // 4 shard readers on a dead endpoint: paused by the breaker, not a retry storm.
     assert!(
-        while_dead < 150,
-        "{while_dead} calls to a dead endpoint in 6 s"
+        (while_dead as f64) < 25.0 * dead_for,
+        "{while_dead} calls to a dead endpoint in {dead_for:.1} s"
     );
     assert_exactly_once(&p, &sent(&p).0, None).await;
 }

@@ -357,8 +357,10 @@ fn scheduler_fires_slots_once_runs_dependents_and_survives_a_crash() {
 
 #[test]
 fn a_scheduler_killed_mid_run_does_not_rerun_the_slot() {
-    // Schedulers announce themselves every ~0.7 s; one silent for 2 s is dead.
-    let p = TempProject::events("[scheduler]\nheartbeat_ttl_secs = 2\n");
+    // Schedulers announce themselves every ~2.7 s; one silent for 8 s is dead. (A shorter
+    // life let a busy machine, starting the second scheduler below while the first's
+    // cross join takes both cores, take the living scheduler for dead.)
+    let p = TempProject::events("[scheduler]\nheartbeat_ttl_secs = 8\n");
     add_events(&p, "a-", 2000, "2024-06-01", 1, 1);
     assert!(cli(&p, &["run"]).status.success());
     write_job(
@@ -407,9 +409,21 @@ fn a_scheduler_killed_mid_run_does_not_rerun_the_slot() {
     child.wait().unwrap();
     assert_eq!(runs(&p), ["slow,RUNNING,schedule,2026-01-01T01:00:00Z"]);
     // Once its heartbeat has expired, the next scheduler marks the orphan FAILED and does
-    // not run its slot again.
-    std::thread::sleep(std::time::Duration::from_millis(2500));
-    let o = cli(&p, &["scheduler", "--now", "2026-01-01T01:00:10Z"]);
+    // not run its slot again. Until then, schedulers leave it alone.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let o = loop {
+        let o = cli(&p, &["scheduler", "--now", "2026-01-01T01:00:10Z"]);
+        if out(&o).contains("abandoned") {
+            break o;
+        }
+        assert!(out(&o).contains("no job due"), "{}", out(&o));
+        assert_eq!(runs(&p), ["slow,RUNNING,schedule,2026-01-01T01:00:00Z"]);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dead scheduler's run was never taken for abandoned"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
     assert!(out(&o).contains("1 runs abandoned"), "{}", out(&o));
     assert!(out(&o).contains("no job due"), "{}", out(&o));
     assert_eq!(runs(&p), ["slow,FAILED,schedule,2026-01-01T01:00:00Z"]);

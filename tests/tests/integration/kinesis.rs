@@ -143,7 +143,9 @@ async fn split_and_merge_while_running_lose_nothing() {
     let p = project_on(&storage, &stream, "");
     p.gen_events(9000, 3, 0.0, 34);
     let files = ndjson_files(&p.data_dir());
-    let child = spawn_run(&p, "6");
+    // Idle 20 s: longer than a split or merge may take to settle on a busy machine, so the
+    // run does not end between two of the steps below.
+    let child = spawn_run(&p, "20");
     send(&p, &stream, &[files[0].to_str().unwrap()]);
     // Split shard 0 in the middle of its hash range.
     let shards = tributary_connectors::kinesis::list_shards(&client, &stream)
@@ -199,8 +201,10 @@ async fn two_processes_share_the_shards_exactly_once() {
     let p = project(&stream, "");
     p.gen_events(12_000, 4, 0.0, 35);
     let files = ndjson_files(&p.data_dir());
-    let a = spawn_run(&p, "6");
-    let b = spawn_run(&p, "6");
+    // Idle 15 s: longer than any send below may take on a busy machine, so neither process
+    // takes a pause between two files for the end of the stream.
+    let a = spawn_run(&p, "15");
+    let b = spawn_run(&p, "15");
     for f in &files {
         send(&p, &stream, &[f.to_str().unwrap()]);
         tokio::time::sleep(Duration::from_millis(1500)).await;

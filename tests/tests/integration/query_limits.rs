@@ -66,7 +66,12 @@ async fn limits_cancel_runaway_queries() {
     )
     .await;
     assert!(e.contains("query.timeout_secs"), "{e}");
-    assert!(started.elapsed() < Duration::from_secs(10));
+    // Cancelled, not finished (it would take hours); the bound is loose, for busy machines.
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
 
     // Bytes scanned: counted for every query, and capped.
     let open = QueryEngine::open(&lake).await.unwrap();

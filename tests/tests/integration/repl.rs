@@ -73,22 +73,52 @@ async fn interactive_prompt_on_a_terminal() {
         .env("HOME", home.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::inherit())
         .spawn()
         .expect("`script` (util-linux) runs the prompt on a pty");
     let mut stdin = child.stdin.take().unwrap();
-    for line in ["SELECT 40 + 2", "  AS answer;", "\\q"] {
+    // The terminal's output, read as it comes: each line is typed once its prompt shows
+    // (however long the prompt takes to start on a busy machine).
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let shown = |prompt: &str| {
+        String::from_utf8_lossy(&seen.lock().unwrap())
+            .matches(prompt)
+            .count()
+    };
+    for (line, prompt, times) in [
+        ("SELECT 40 + 2", "sql> ", 1),
+        ("  AS answer;", "...> ", 1),
+        ("\\q", "sql> ", 2),
+    ] {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while shown(prompt) < times {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no prompt {prompt:?}: {}",
+                String::from_utf8_lossy(&seen.lock().unwrap())
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(700));
     }
     drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    let text = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    assert!(status.success(), "{text}");
     assert!(text.contains("answer") && text.contains("42"), "{text}");
     assert!(text.contains("Time:"), "timing is on at a terminal: {text}");
     let history = std::fs::read_to_string(home.path().join(".tributary_history")).unwrap();

@@ -2,100 +2,15 @@
 //! paging in JSON and Arrow, CSV download, cancel, the queue, read-only refusals, result
 //! reuse, history across a restart, and the OpenAPI document.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tributary_tests::http::request;
+use tributary_tests::serve::{TOKEN, call, serve, start, wait};
 use tributary_tests::{TempProject, tributary_bin};
 
-const TOKEN: &str = "test-token-9f2c";
 const RUNAWAY: &str = "SELECT count(*) FROM events a, events b, events c WHERE a.total_amount + b.total_amount > c.total_amount";
-
-struct Server {
-    child: Child,
-    addr: String,
-    flight: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(p: &TempProject) -> Server {
-    let mut child = Command::new(tributary_bin())
-        .current_dir(p.path())
-        .args([
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--flight-bind",
-            "127.0.0.1:0",
-        ])
-        .env("TRIBUTARY_TOKEN", TOKEN)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let (mut addr, mut flight) = (None, None);
-    while addr.is_none() || flight.is_none() {
-        let line = lines.next().expect("server output").unwrap();
-        assert!(
-            !line.contains(TOKEN),
-            "the token must never be logged: {line}"
-        );
-        if let Some(rest) = line.strip_prefix("query API on http://") {
-            addr = Some(rest.split_whitespace().next().unwrap().to_string());
-        }
-        if let Some(rest) = line.strip_prefix("Flight SQL on ") {
-            flight = Some(rest.trim().to_string());
-        }
-    }
-    let (addr, flight) = (addr.unwrap(), flight.unwrap());
-    // Keep draining stderr, checking the token never shows up.
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            assert!(
-                !line.contains(TOKEN),
-                "the token must never be logged: {line}"
-            );
-        }
-    });
-    Server {
-        child,
-        addr,
-        flight,
-    }
-}
-
-fn call(s: &Server, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let r = request(&s.addr, method, path, Some(TOKEN), body.as_ref());
-    (r.status, r.json())
-}
-
-fn start(s: &Server, sql: &str) -> String {
-    let (st, v) = call(s, "POST", "/v1/queries", Some(json!({ "sql": sql })));
-    assert_eq!(st, 200, "{v}");
-    v["query_id"].as_str().unwrap().to_string()
-}
-
-fn wait(s: &Server, id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (st, v) = call(s, "GET", &format!("/v1/queries/{id}"), None);
-        assert_eq!(st, 200, "{v}");
-        if ["SUCCEEDED", "FAILED", "CANCELLED"].contains(&v["state"].as_str().unwrap()) {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "query {id} did not finish: {v}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn project() -> TempProject {
     let p = TempProject::new(

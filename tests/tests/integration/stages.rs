@@ -131,8 +131,32 @@ async fn three_stage_processes_deliver_exactly_once_through_kills() {
 
     // One sink at a time: a second waits for the first's lease.
     std::fs::remove_file(p.path().join("lake/_tributary/staging/events/ingest.done")).unwrap();
+    // The first sink's lease is taken once a newer epoch of it is in the lake (waited for:
+    // a busy machine may take seconds to start the process). Old epochs are pruned, so the
+    // highest number tells, not the count.
+    let epochs = || {
+        std::fs::read_dir(p.path().join("lake/_tributary/leases/events-stages/sink"))
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| {
+                        let name = e.file_name().to_string_lossy().to_string();
+                        name.strip_suffix(".json")?.parse::<u64>().ok()
+                    })
+                    .max()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0)
+    };
+    let before = epochs();
     let first = stage(&p, "sink", &["--idle-exit", "3"]);
-    std::thread::sleep(Duration::from_millis(800));
+    let until = Instant::now() + Duration::from_secs(120);
+    while epochs() <= before {
+        assert!(
+            Instant::now() < until,
+            "the first sink never took its lease"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let t = Instant::now();
     let second = Command::new(tributary_bin())
         .current_dir(p.path())
