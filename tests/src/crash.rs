@@ -36,7 +36,13 @@ pub fn spawn_run(dir: &Path, args: &[&str]) -> Child {
 
 /// Newest committed version of a local table (the highest `_delta_log/N.json`).
 pub fn local_version(table_dir: &Path) -> u64 {
-    std::fs::read_dir(table_dir.join("_delta_log"))
+    highest_numbered_json(&table_dir.join("_delta_log"))
+}
+
+/// The highest N of the files `N.json` in a folder (0 if none): a Delta log's newest
+/// version, a lease's newest epoch.
+pub fn highest_numbered_json(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
         .map(|rd| {
             rd.flatten()
                 .filter_map(|e| {

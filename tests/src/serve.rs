@@ -99,3 +99,24 @@ pub fn wait(s: &Server, id: &str) -> Value {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Runs a `tests/python/` driver against the server's Flight SQL endpoint with the token,
+/// in the test command's Python (`TRIBUTARY_TEST_PYTHON`, with the ADBC driver), and returns
+/// the JSON object it prints.
+pub fn python_driver(s: &Server, script: &str) -> Value {
+    let python = std::env::var("TRIBUTARY_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!("TRIBUTARY_TEST_PYTHON is not set: run the tests with `bash scripts/test.sh`, which installs the ADBC driver")
+    });
+    let out = Command::new(python)
+        .arg(crate::repo_root().join("tests/python").join(script))
+        .arg(&s.flight)
+        .arg(TOKEN)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}

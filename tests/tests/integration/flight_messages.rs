@@ -2,12 +2,9 @@
 //! large table go over Flight SQL (the real ADBC driver) within gRPC's 16 MB message limit,
 //! and an HTTP Arrow page carries its rows, not the buffers they were sliced from.
 
-use std::process::Command;
-
-use serde_json::Value;
 use tributary_tests::TempProject;
 use tributary_tests::http::request;
-use tributary_tests::serve::{TOKEN, serve, start, wait};
+use tributary_tests::serve::{TOKEN, python_driver, serve, start, wait};
 
 const DOCS_SCHEMA: &str = "name = \"docs\"\n[[fields]]\nname = \"id\"\ntype = \"string\"\nrequired = true\n[[fields]]\nname = \"n\"\ntype = \"int64\"\nrequired = true\n[[fields]]\nname = \"body\"\ntype = \"string\"\n";
 
@@ -42,25 +39,10 @@ fn project() -> TempProject {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn string_heavy_results_fit_grpc_messages_and_pages() {
-    let python = std::env::var("TRIBUTARY_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!("TRIBUTARY_TEST_PYTHON is not set: run the tests with `bash scripts/test.sh`, which installs the ADBC driver")
-    });
     let p = project();
     assert_eq!(p.run().await[0].records_written, ROWS as u64);
     let s = serve(&p);
-    let script = tributary_tests::repo_root().join("tests/python/adbc_wide_strings.py");
-    let out = Command::new(python)
-        .arg(script)
-        .arg(&s.flight)
-        .arg(TOKEN)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = python_driver(&s, "adbc_wide_strings.py");
     let rows = |q: &str| {
         assert!(v[q]["error"].is_null(), "{q}: {}", v[q]["error"]);
         v[q]["rows"].as_u64().unwrap()

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tributary_tests::http::request;
-use tributary_tests::serve::{TOKEN, call, serve, start, wait};
+use tributary_tests::serve::{TOKEN, call, python_driver, serve, start, wait};
 use tributary_tests::{TempProject, tributary_bin};
 
 const RUNAWAY: &str = "SELECT count(*) FROM events a, events b, events c WHERE a.total_amount + b.total_amount > c.total_amount";
@@ -254,25 +254,10 @@ async fn query_api_end_to_end() {
 /// (Athena forms included), read-only refusal, and the catalog.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flight_sql_through_adbc() {
-    let python = std::env::var("TRIBUTARY_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!("TRIBUTARY_TEST_PYTHON is not set: run the tests with `bash scripts/test.sh`, which installs the ADBC driver")
-    });
     let p = project();
     p.run().await;
     let s = serve(&p);
-    let script = tributary_tests::repo_root().join("tests/python/adbc_flight.py");
-    let out = Command::new(python)
-        .arg(script)
-        .arg(&s.flight)
-        .arg(TOKEN)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = python_driver(&s, "adbc_flight.py");
     assert!(
         v["unauthenticated"]
             .as_str()

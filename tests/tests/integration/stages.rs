@@ -135,17 +135,9 @@ async fn three_stage_processes_deliver_exactly_once_through_kills() {
     // a busy machine may take seconds to start the process). Old epochs are pruned, so the
     // highest number tells, not the count.
     let epochs = || {
-        std::fs::read_dir(p.path().join("lake/_tributary/leases/events-stages/sink"))
-            .map(|d| {
-                d.flatten()
-                    .filter_map(|e| {
-                        let name = e.file_name().to_string_lossy().to_string();
-                        name.strip_suffix(".json")?.parse::<u64>().ok()
-                    })
-                    .max()
-                    .unwrap_or(0)
-            })
-            .unwrap_or(0)
+        tributary_tests::crash::highest_numbered_json(
+            &p.path().join("lake/_tributary/leases/events-stages/sink"),
+        )
     };
     let before = epochs();
     let first = stage(&p, "sink", &["--idle-exit", "3"]);
