@@ -138,6 +138,8 @@ async fn run_scenario(s: Scenario, round: usize) {
             "{what}: no faults injected"
         );
     }
+    // Progress for scripts/stress-commits.sh (shown with --nocapture).
+    eprintln!("scenario ok: {what}");
 }
 
 async fn scenarios(s3: bool) {
