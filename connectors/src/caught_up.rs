@@ -33,7 +33,8 @@ impl CaughtUp {
         f(&mut s)
     }
 
-    /// A part starts (or starts over): behind until a call finds it at its tip.
+    /// A part starts (or starts over), or a call of it found more to read (records, or
+    /// more behind them): behind until a call finds it at its tip.
     pub fn behind(&self, part: &str) {
         self.with(|s| {
             s.parts.insert(part.to_string(), None);
@@ -46,14 +47,6 @@ impl CaughtUp {
         self.with(|s| {
             let since = s.parts.entry(part.to_string()).or_insert(None);
             since.get_or_insert_with(Instant::now);
-            s.failing.remove(part);
-        });
-    }
-
-    /// A successful call that was not at the tip (records, or more behind them).
-    pub fn progressed(&self, part: &str) {
-        self.with(|s| {
-            s.parts.insert(part.to_string(), None);
             s.failing.remove(part);
         });
     }
@@ -136,7 +129,7 @@ mod tests {
         assert!(d < Duration::from_secs(5));
         assert!(c.failing().is_empty());
         // Records arriving on a part: behind again.
-        c.progressed("b");
+        c.behind("b");
         assert_eq!(c.caught_up_for(), None);
         c.remove("b");
         assert!(c.caught_up_for().is_some());

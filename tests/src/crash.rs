@@ -39,6 +39,16 @@ pub fn local_version(table_dir: &Path) -> u64 {
     highest_numbered_json(&table_dir.join("_delta_log"))
 }
 
+/// Waits (polling, not sleeping a fixed time) until the local table at `table_dir` has
+/// reached `version`; fails naming `what` if it has not within `within`.
+pub fn wait_for_version(table_dir: &Path, version: u64, within: Duration, what: &str) {
+    let deadline = std::time::Instant::now() + within;
+    while local_version(table_dir) < version {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The highest N of the files `N.json` in a folder (0 if none): a Delta log's newest
 /// version, a lease's newest epoch.
 pub fn highest_numbered_json(dir: &Path) -> u64 {

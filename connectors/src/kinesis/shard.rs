@@ -204,7 +204,7 @@ impl ShardReader {
             if (records.is_empty() && behind == 0) || iterator.is_none() {
                 self.caught_up.at_tip(&self.shard_id);
             } else {
-                self.caught_up.progressed(&self.shard_id);
+                self.caught_up.behind(&self.shard_id);
             }
             if !records.is_empty() {
                 let batch = self.batch(partition, records, &mut last, iterator.is_none())?;

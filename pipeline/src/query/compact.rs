@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, LargeListArray, ListArray, StructArray};
 use arrow::buffer::OffsetBuffer;
-use arrow::datatypes::DataType;
+use arrow::datatypes::{BinaryViewType, ByteViewType, DataType, StringViewType};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
@@ -36,26 +36,17 @@ fn has_views(t: &DataType) -> bool {
 /// `a` with its view arrays holding only the bytes its rows use. Copies only where the
 /// buffers are less than half used (a result built from whole pages is left as it is).
 pub fn compact_array(a: &ArrayRef) -> ArrayRef {
+    compact_with(a, false)
+}
+
+/// `compact_array`; with `force`, top-level view arrays are copied whatever their use.
+fn compact_with(a: &ArrayRef, force: bool) -> ArrayRef {
     if !has_views(a.data_type()) {
         return a.clone();
     }
     match a.data_type() {
-        DataType::Utf8View => {
-            let v = a.as_string_view();
-            if wasteful(v.total_buffer_bytes_used(), v.data_buffers()) {
-                Arc::new(v.gc())
-            } else {
-                a.clone()
-            }
-        }
-        DataType::BinaryView => {
-            let v = a.as_binary_view();
-            if wasteful(v.total_buffer_bytes_used(), v.data_buffers()) {
-                Arc::new(v.gc())
-            } else {
-                a.clone()
-            }
-        }
+        DataType::Utf8View => gc_views::<StringViewType>(a, force),
+        DataType::BinaryView => gc_views::<BinaryViewType>(a, force),
         DataType::Struct(fields) => {
             let s = a.as_struct();
             let columns = s.columns().iter().map(compact_array).collect();
@@ -85,6 +76,18 @@ pub fn compact_array(a: &ArrayRef) -> ArrayRef {
     }
 }
 
+/// A view array copied into buffers of its own, if `force` or if it uses less than half
+/// of the buffers it holds.
+fn gc_views<T: ByteViewType>(a: &ArrayRef, force: bool) -> ArrayRef {
+    let v = a.as_byte_view::<T>();
+    let held: usize = v.data_buffers().iter().map(|b| b.len()).sum();
+    if force || (held > 0 && v.total_buffer_bytes_used() * 2 < held) {
+        Arc::new(v.gc())
+    } else {
+        a.clone()
+    }
+}
+
 /// A list's offsets starting at 0 and its values cut to the range they address, compacted.
 fn rebased<O: arrow::array::OffsetSizeTrait>(
     offsets: &OffsetBuffer<O>,
@@ -98,11 +101,6 @@ fn rebased<O: arrow::array::OffsetSizeTrait>(
     (OffsetBuffer::new(shifted.into()), compact_array(&values))
 }
 
-fn wasteful(used: usize, buffers: &[arrow::buffer::Buffer]) -> bool {
-    let held: usize = buffers.iter().map(|b| b.len()).sum();
-    held > 0 && used * 2 < held
-}
-
 /// A batch whose columns hold only their own bytes.
 pub fn compact(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
     if !batch
@@ -113,7 +111,15 @@ pub fn compact(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
     {
         return Ok(batch.clone());
     }
-    let columns = batch.columns().iter().map(compact_array).collect();
+    compact_columns(batch, false)
+}
+
+fn compact_columns(batch: &RecordBatch, force: bool) -> Result<RecordBatch, ArrowError> {
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|c| compact_with(c, force))
+        .collect();
     RecordBatch::try_new(batch.schema(), columns)
 }
 
@@ -153,18 +159,7 @@ pub fn for_messages(
 /// Like `compact`, but copies view columns whatever their use (for slices cut here, and
 /// rows taken out of a batch).
 pub(crate) fn compact_all(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
-    let columns = batch
-        .columns()
-        .iter()
-        .map(|c| -> ArrayRef {
-            match c.data_type() {
-                DataType::Utf8View => Arc::new(c.as_string_view().gc()),
-                DataType::BinaryView => Arc::new(c.as_binary_view().gc()),
-                _ => compact_array(c),
-            }
-        })
-        .collect();
-    RecordBatch::try_new(batch.schema(), columns)
+    compact_columns(batch, true)
 }
 
 #[cfg(test)]

@@ -145,7 +145,7 @@ pub(super) fn spawn_reader(
             };
             for file in listed {
                 if poll.seen.insert(file.id.clone()) {
-                    poll.caught_up.progressed(LISTING);
+                    poll.caught_up.behind(LISTING);
                     tracing::info!(object = %file.id, "new object");
                     let w = Work {
                         file,

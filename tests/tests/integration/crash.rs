@@ -184,11 +184,12 @@ async fn sigterm_stops_a_stream_cleanly_and_the_next_run_continues() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while tributary_tests::crash::local_version(&p.path().join("lake/events")) < 2 {
-        assert!(Instant::now() < deadline, "no commits within a minute");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    tributary_tests::crash::wait_for_version(
+        &p.path().join("lake/events"),
+        2,
+        Duration::from_secs(60),
+        "no commits within a minute",
+    );
     let asked = Instant::now();
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -106,14 +106,12 @@ async fn kinesis_faults_are_retried_and_a_dead_endpoint_opens_the_circuit() {
     let scrape = || {
         String::from_utf8_lossy(&request(&addr, "GET", "/metrics", None, None).body).into_owned()
     };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while tributary_tests::crash::local_version(&p.path().join("lake/events")) < 1 {
-        assert!(
-            Instant::now() < deadline,
-            "no commit through the faulty proxy"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    tributary_tests::crash::wait_for_version(
+        &p.path().join("lake/events"),
+        1,
+        Duration::from_secs(120),
+        "no commit through the faulty proxy",
+    );
     // The endpoint dies; meanwhile more records arrive (directly).
     proxy.set_dead(true);
     send(&p, &stream, &files[1]);

@@ -217,14 +217,12 @@ async fn s3_source_polls_for_new_objects() {
         .unwrap();
     // The second object arrives once the first is committed (waited for, not slept on: a
     // busy machine may take longer than any fixed pause to start and read).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while tributary_tests::crash::local_version(&p.path().join("lake/events")) < 1 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the first object was never committed"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    tributary_tests::crash::wait_for_version(
+        &p.path().join("lake/events"),
+        1,
+        std::time::Duration::from_secs(120),
+        "the first object was never committed",
+    );
     put(1).await;
     let out = child.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);

@@ -260,6 +260,25 @@ impl Staging {
     }
 
     /// Sequence numbers of the complete segments in `dir` (`raw` or `out`), in order.
+    /// `list`, through an outage of the staging store: a transient failure is logged and
+    /// waited out (half a second) and answers `None`, so the stage retries and restarts its
+    /// idle window instead of failing or taking the outage for idleness.
+    pub async fn list_or_outage(
+        &self,
+        dir: &str,
+        pipeline: &str,
+    ) -> Result<Option<BTreeMap<u64, ObjectPath>>> {
+        match self.list(dir).await {
+            Ok(listed) => Ok(Some(listed)),
+            Err(e) if e.class() == crate::error::ErrorClass::Transient => {
+                tracing::warn!(pipeline, dir, error = %e, "listing staged segments failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn list(&self, dir: &str) -> Result<BTreeMap<u64, ObjectPath>> {
         let prefix = self.root.clone().join(dir);
         let objects: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;

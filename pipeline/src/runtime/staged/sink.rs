@@ -14,7 +14,7 @@ use tributary_connectors::Offset;
 
 use super::{StageLease, StageSummary, Staging, decode, stage_txn_id};
 use crate::config::Pipeline;
-use crate::error::{ErrorClass, Result};
+use crate::error::Result;
 use crate::lake::{self, Lake, TableSink};
 
 /// What has been written but not yet committed.
@@ -60,17 +60,12 @@ pub async fn sink(
         let out = if stopping {
             BTreeMap::new()
         } else {
-            match staging.list("out").await {
-                Ok(out) => out,
-                // An outage is not idleness: retried, and the idle window starts again.
-                Err(e) if e.class() == ErrorClass::Transient => {
-                    tracing::warn!(pipeline = %p.name, error = %e, "listing transformed segments failed; retrying");
-                    last_arrival = Instant::now();
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            }
+            // An outage is not idleness: retried, and the idle window starts again.
+            let Some(out) = staging.list_or_outage("out", &p.name).await? else {
+                last_arrival = Instant::now();
+                continue;
+            };
+            out
         };
         // Left by a crash after a commit: already in the table.
         for (&seq, path) in out.range(..=committed) {

@@ -13,7 +13,7 @@ use tributary_connectors::{Offset, Position, SourceBatch};
 use super::ingest::raw_records;
 use super::{SegmentMeta, StageSummary, Staging, decode, encode};
 use crate::config::{BadRecordPolicy, Pipeline};
-use crate::error::{Error, ErrorClass, Result};
+use crate::error::{Error, Result};
 use crate::lake::{self, Lake};
 use crate::runtime::stage::Stage;
 
@@ -67,17 +67,10 @@ pub async fn transform(p: &Pipeline, lake: &Lake, opts: &TransformOptions) -> Re
             lock(&pool.queue).clear();
             break;
         }
-        let raw = match staging.list("raw").await {
-            Ok(raw) => raw,
-            // An outage of the staging store is neither the end of the input nor idleness:
-            // retried, and the idle window starts again once it answers.
-            Err(e) if e.class() == ErrorClass::Transient => {
-                tracing::warn!(pipeline = %p.name, error = %e, "listing staged segments failed; retrying");
-                last_arrival = Instant::now();
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
-            Err(e) => return Err(e),
+        // An outage of the staging store is neither the end of the input nor idleness.
+        let Some(raw) = staging.list_or_outage("raw", &p.name).await? else {
+            last_arrival = Instant::now();
+            continue;
         };
         {
             let mut claimed = lock(&pool.claimed);
