@@ -9,9 +9,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, LargeListArray, ListArray, StructArray};
+use arrow::array::{Array, ArrayRef, AsArray, GenericListArray, StructArray};
 use arrow::buffer::OffsetBuffer;
-use arrow::datatypes::{BinaryViewType, ByteViewType, DataType, StringViewType};
+use arrow::datatypes::{BinaryViewType, ByteViewType, DataType, FieldRef, StringViewType};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
@@ -55,22 +55,8 @@ fn compact_with(a: &ArrayRef, force: bool) -> ArrayRef {
                 Err(_) => a.clone(),
             }
         }
-        DataType::List(field) => {
-            let l = a.as_list::<i32>();
-            let (offsets, values) = rebased(l.offsets(), l.values());
-            match ListArray::try_new(field.clone(), offsets, values, l.nulls().cloned()) {
-                Ok(l) => Arc::new(l),
-                Err(_) => a.clone(),
-            }
-        }
-        DataType::LargeList(field) => {
-            let l = a.as_list::<i64>();
-            let (offsets, values) = rebased(l.offsets(), l.values());
-            match LargeListArray::try_new(field.clone(), offsets, values, l.nulls().cloned()) {
-                Ok(l) => Arc::new(l),
-                Err(_) => a.clone(),
-            }
-        }
+        DataType::List(field) => relist::<i32>(a, field),
+        DataType::LargeList(field) => relist::<i64>(a, field),
         // Maps and fixed-size lists of views are rare in results: sent as they are.
         _ => a.clone(),
     }
@@ -85,6 +71,16 @@ fn gc_views<T: ByteViewType>(a: &ArrayRef, force: bool) -> ArrayRef {
         Arc::new(v.gc())
     } else {
         a.clone()
+    }
+}
+
+/// A list (or large list) rebuilt over its values cut to the rows' range and compacted.
+fn relist<O: arrow::array::OffsetSizeTrait>(a: &ArrayRef, field: &FieldRef) -> ArrayRef {
+    let l = a.as_list::<O>();
+    let (offsets, values) = rebased(l.offsets(), l.values());
+    match GenericListArray::<O>::try_new(field.clone(), offsets, values, l.nulls().cloned()) {
+        Ok(l) => Arc::new(l),
+        Err(_) => a.clone(),
     }
 }
 
