@@ -125,9 +125,14 @@ impl SourceKind {
 pub struct SeqNo(String);
 
 impl SeqNo {
-    /// `None` unless `s` is all ASCII digits.
+    /// Kinesis's own bound on a sequence number (`0|([1-9]\d{0,128})`).
+    pub const MAX_DIGITS: usize = 129;
+
+    /// `None` unless `s` is all ASCII digits, at most [`Self::MAX_DIGITS`] of them: a
+    /// 5,000-digit number committed as a shard's position would skip every real record
+    /// after it.
     pub fn parse(s: &str) -> Option<Self> {
-        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        if s.is_empty() || s.len() > Self::MAX_DIGITS || !s.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
         let t = s.trim_start_matches('0');

@@ -43,6 +43,10 @@ pub enum Error {
     BadRecord { position: String, reason: String },
     #[error("{0}")]
     Usage(String),
+    /// The query service is at its limit (queue full): try again later (HTTP 429, Flight
+    /// RESOURCE_EXHAUSTED).
+    #[error("{0}")]
+    Busy(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -64,7 +68,7 @@ impl Error {
                 | deltalake::DeltaTableError::ObjectStore { .. } => ErrorClass::Transient,
                 _ => ErrorClass::Internal,
             },
-            Error::ObjectStore(_) | Error::Io { .. } => ErrorClass::Transient,
+            Error::ObjectStore(_) | Error::Io { .. } | Error::Busy(_) => ErrorClass::Transient,
             Error::DataFusion(_) => ErrorClass::User,
             Error::Arrow(_) | Error::Parquet(_) | Error::Internal(_) => ErrorClass::Internal,
         }

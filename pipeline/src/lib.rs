@@ -2,6 +2,7 @@
 //! Parquet files → SQL. See DESIGN.md for the map; modules follow the data:
 //! `config` → `schema` → `decode` → `transform` → `lake` → `query`, tied by `runtime`.
 
+pub mod alloc;
 pub mod catalog;
 pub mod cli;
 pub mod config;

@@ -11,6 +11,7 @@ mod integration {
     mod evolution;
     mod faults;
     mod flight_messages;
+    mod hostile;
     mod jobs;
     mod kinesis;
     mod lambda;

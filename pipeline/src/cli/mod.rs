@@ -118,7 +118,16 @@ pub async fn execute(cli: Cli) -> Result<i32> {
         } => {
             let (lake, mut limits) = open_lake_and_limits(&cli).await?;
             if let Some(t) = timeout {
-                limits.timeout = Some(std::time::Duration::from_secs_f64(t.max(0.001)));
+                // 0 = never, as `query.timeout_secs`.
+                limits.timeout = match std::time::Duration::try_from_secs_f64(*t) {
+                    Ok(d) if d.is_zero() => None,
+                    Ok(d) => Some(d),
+                    Err(_) => {
+                        return Err(Error::Usage(format!(
+                            "--timeout {t}: seconds, a number ≥ 0 (0 = no timeout)"
+                        )));
+                    }
+                };
             }
             if let Some(mb) = max_scanned_mb {
                 limits.max_bytes_scanned = (*mb > 0).then(|| mb.saturating_mul(1 << 20));
@@ -217,14 +226,11 @@ pub async fn execute(cli: Cli) -> Result<i32> {
             } else {
                 let lake =
                     Lake::open(cli.lake.as_deref().unwrap_or("lake"), &Default::default()).await?;
-                let server = crate::config::ServerConfig {
-                    bind: std::net::SocketAddr::from(([127, 0, 0, 1], 8484)),
-                    token_env: "TRIBUTARY_TOKEN".into(),
-                    concurrency: 4,
-                    reuse_results: None,
-                    flight_bind: std::net::SocketAddr::from(([127, 0, 0, 1], 8485)),
-                };
-                (lake, Default::default(), server)
+                (
+                    lake,
+                    Default::default(),
+                    crate::config::ServerConfig::default(),
+                )
             };
             let token = std::env::var(&server.token_env)
                 .ok()
@@ -244,8 +250,13 @@ pub async fn execute(cli: Cli) -> Result<i32> {
                 bind: bind.unwrap_or(server.bind),
                 token: token.trim().to_string(),
                 concurrency: server.concurrency,
+                queue: server.queue,
                 reuse_max_age: server.reuse_results,
                 flight_bind: Some(flight_bind.unwrap_or(server.flight_bind)),
+                retention: crate::server::Retention {
+                    results: server.results_retention,
+                    history: server.history_retention,
+                },
             };
             crate::server::serve(lake, limits, settings, shutdown).await?;
             Ok(0)

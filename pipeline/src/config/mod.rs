@@ -105,6 +105,52 @@ pub struct ServerConfig {
     pub reuse_results: Option<std::time::Duration>,
     /// Where Arrow Flight SQL listens.
     pub flight_bind: std::net::SocketAddr,
+    /// Queries that may wait for a slot; more are refused (429 / RESOURCE_EXHAUSTED).
+    pub queue: usize,
+    /// Stored results and history entries older than these are deleted.
+    pub results_retention: std::time::Duration,
+    pub history_retention: std::time::Duration,
+}
+
+impl Default for ServerConfig {
+    /// `serve` without a tributary.toml: the defaults of `[server]`.
+    fn default() -> Self {
+        let raw = raw::RawServer::default();
+        Self {
+            bind: std::net::SocketAddr::from(([127, 0, 0, 1], 8484)),
+            token_env: "TRIBUTARY_TOKEN".into(),
+            concurrency: raw.concurrency,
+            reuse_results: None,
+            flight_bind: std::net::SocketAddr::from(([127, 0, 0, 1], 8485)),
+            queue: raw.queue,
+            results_retention: std::time::Duration::from_secs_f64(
+                raw.results_retention_hours.get_ref() * 3600.0,
+            ),
+            history_retention: std::time::Duration::from_secs_f64(
+                raw.history_retention_days.get_ref() * 86400.0,
+            ),
+        }
+    }
+}
+
+/// A retention in hours or days: positive and finite.
+fn retention(
+    file: &crate::diag::SourceFile,
+    value: &toml::Spanned<f64>,
+    unit_secs: f64,
+    diags: &mut crate::diag::Diagnostics,
+) -> std::time::Duration {
+    let v = *value.get_ref();
+    match std::time::Duration::try_from_secs_f64(v * unit_secs) {
+        Ok(d) if v > 0.0 => d,
+        _ => {
+            diags.push(
+                file.error(value.span(), format!("`{v}` is not a retention"))
+                    .with_hint("a positive number, e.g. results_retention_hours = 24"),
+            );
+            std::time::Duration::from_secs(86400)
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -208,6 +254,9 @@ impl Config {
                 concurrency: r.concurrency.max(1),
                 reuse_results: (r.reuse_results_secs > 0)
                     .then(|| std::time::Duration::from_secs(r.reuse_results_secs)),
+                queue: r.queue,
+                results_retention: retention(&file, &r.results_retention_hours, 3600.0, &mut diags),
+                history_retention: retention(&file, &r.history_retention_days, 86400.0, &mut diags),
             }
         };
         let storage = Storage {
@@ -285,6 +334,7 @@ impl Config {
                 max_bytes_scanned: (raw.query.max_scanned_mb > 0)
                     .then(|| raw.query.max_scanned_mb.saturating_mul(1 << 20)),
                 partitions: None,
+                pool: None,
             },
             server,
             scheduler: SchedulerConfig {

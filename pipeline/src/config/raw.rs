@@ -120,6 +120,16 @@ pub struct RawServer {
     /// Identical query text within this many seconds reuses the earlier results (0 = never).
     #[serde(default)]
     pub reuse_results_secs: u64,
+    /// Queries that may wait for a slot beyond `concurrency`; more are refused at once
+    /// (HTTP 429, Flight RESOURCE_EXHAUSTED).
+    #[serde(default = "default_server_queue")]
+    pub queue: usize,
+    /// Stored query results are deleted this long after they were written.
+    #[serde(default = "default_results_retention_hours")]
+    pub results_retention_hours: Spanned<f64>,
+    /// Query history entries (SQL text, parameters) are deleted after this long.
+    #[serde(default = "default_history_retention_days")]
+    pub history_retention_days: Spanned<f64>,
 }
 
 impl Default for RawServer {
@@ -130,6 +140,9 @@ impl Default for RawServer {
             token: None,
             concurrency: default_server_concurrency(),
             reuse_results_secs: 0,
+            queue: default_server_queue(),
+            results_retention_hours: default_results_retention_hours(),
+            history_retention_days: default_history_retention_days(),
         }
     }
 }
@@ -142,6 +155,15 @@ fn default_flight_bind() -> Spanned<String> {
 }
 fn default_server_concurrency() -> usize {
     4
+}
+fn default_server_queue() -> usize {
+    64
+}
+fn default_results_retention_hours() -> Spanned<f64> {
+    Spanned::new(0..0, 24.0)
+}
+fn default_history_retention_days() -> Spanned<f64> {
+    Spanned::new(0..0, 30.0)
 }
 
 /// Limits on every query (CLI, REPL, servers), like an Athena workgroup's.

@@ -99,6 +99,7 @@ impl Lake {
     }
 
     pub fn table_url(&self, name: &str) -> Result<Url> {
+        check_table_name(name)?;
         match &self.location {
             Location::Local(root) => {
                 let path = root.join(name);
@@ -196,6 +197,7 @@ impl Lake {
     }
 
     async fn has_log(&self, name: &str) -> Result<bool> {
+        check_table_name(name)?;
         match &self.location {
             Location::Local(root) => Ok(root.join(name).join("_delta_log").is_dir()),
             Location::S3 { prefix, store, .. } => {
@@ -317,6 +319,27 @@ impl Lake {
 }
 
 /// What `open_or_create` does with an existing table whose schema file changed.
+/// A table is one folder directly under the lake: a name that would resolve elsewhere (an
+/// absolute path, `..`, a separator) or into the lake's bookkeeping is refused, so no query
+/// (time travel takes a name as text) reads outside the lake's tables.
+pub fn check_table_name(name: &str) -> Result<()> {
+    let bad = name.is_empty()
+        || name.starts_with('.')
+        || name == "_tributary"
+        || name.len() > 255
+        || name
+            .chars()
+            .any(|c| matches!(c, '/' | '\\' | ':') || c.is_control());
+    if bad {
+        return Err(Error::Query(format!(
+            "`{}` is not a table name: a table is named by its folder directly under the lake \
+             (no paths)",
+            name.escape_debug()
+        )));
+    }
+    Ok(())
+}
+
 pub fn schema_verdict(
     name: &str,
     table: &DeltaTable,
@@ -420,4 +443,26 @@ pub async fn table_info(name: &str, table: &DeltaTable) -> Result<TableInfo> {
         partitions: parts.len(),
         last_commit_ms: snapshot.version_timestamp(version),
     })
+}
+
+#[cfg(test)]
+mod name_tests {
+    #[test]
+    fn table_names_stay_in_the_lake() {
+        for bad in [
+            "/etc",
+            "../outside/t",
+            "a/b",
+            "..",
+            ".hidden",
+            "_tributary",
+            "c:\\x",
+            "",
+        ] {
+            assert!(super::check_table_name(bad).is_err(), "{bad}");
+        }
+        for ok in ["orders", "daily_revenue", "events-2026", "t.v2"] {
+            assert!(super::check_table_name(ok).is_ok(), "{ok}");
+        }
+    }
 }

@@ -49,10 +49,24 @@ fn parse(event: &Value) -> Result<(String, Vec<Rec>)> {
             return Err(Error::Usage("records of two streams in one event".into()));
         }
         let id = r["eventID"].as_str().unwrap_or("");
-        let shard = id.split(':').next().unwrap_or("").to_string();
+        let (shard, id_seq) = id.split_once(':').unwrap_or((id, ""));
+        let shard = shard.to_string();
         let seq_text = r["kinesis"]["sequenceNumber"].as_str().unwrap_or("");
-        let seq = SeqNo::parse(seq_text)
-            .ok_or_else(|| Error::Usage(format!("sequence number `{seq_text}` is not a number")))?;
+        let shown: String = seq_text.chars().take(40).collect();
+        let seq = SeqNo::parse(seq_text).ok_or_else(|| {
+            Error::Usage(format!(
+                "sequence number `{shown}` is not a Kinesis sequence number (1 to {} digits)",
+                SeqNo::MAX_DIGITS
+            ))
+        })?;
+        // Lambda's eventID is `<shard>:<sequence number>`: a record whose two disagree, or
+        // whose shard is not a Kinesis shard id, was not read from a stream.
+        if id_seq != seq_text || !is_shard_id(&shard) {
+            return Err(Error::Usage(format!(
+                "record {shown}: eventID `{}` is not `shardId-<digits>:<its sequence number>`",
+                id.chars().take(80).collect::<String>()
+            )));
+        }
         let data = base64::engine::general_purpose::STANDARD
             .decode(r["kinesis"]["data"].as_str().unwrap_or(""))
             .map_err(|e| Error::Usage(format!("record {seq_text}: data is not base64: {e}")))?;
@@ -72,6 +86,12 @@ fn parse(event: &Value) -> Result<(String, Vec<Rec>)> {
         });
     }
     Ok((stream.unwrap_or_default(), out))
+}
+
+/// `shardId-` and twelve digits (up to 20 allowed), as Kinesis names shards.
+fn is_shard_id(s: &str) -> bool {
+    s.strip_prefix("shardId-")
+        .is_some_and(|d| (1..=20).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
 }
 
 pub async fn handle(config: &Config, lake: &Lake, event: &Value) -> Result<Value> {
@@ -175,4 +195,43 @@ pub async fn handle(config: &Config, lake: &Lake, event: &Value) -> Result<Value
 pub(super) fn commit_ms(metrics: &crate::metrics::Metrics, pipeline: &str) -> f64 {
     let m = metrics.pipeline(pipeline);
     m.commit_micros.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: &str, seq: &str) -> Value {
+        json!({"Records": [{
+            "eventID": id,
+            "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/events",
+            "kinesis": {"sequenceNumber": seq, "data": "e30="}
+        }]})
+    }
+
+    #[test]
+    fn real_records_parse() {
+        let seq = "49590338271490256608559692538361571095921575989136588898";
+        let parsed = parse(&event(&format!("shardId-000000000000:{seq}"), seq));
+        assert!(parsed.is_ok_and(|(s, r)| s == "events" && r.len() == 1));
+    }
+
+    #[test]
+    fn forged_sequence_numbers_are_refused() {
+        let long = "9".repeat(5000);
+        for (id, seq) in [
+            (format!("shardId-000000000000:{long}"), long.clone()),
+            ("shardId-000000000000:12x".into(), "12x".into()),
+            // The eventID and the record disagree.
+            ("shardId-000000000000:5".into(), "6".into()),
+            ("../../x:5".into(), "5".into()),
+        ] {
+            let e = parse(&event(&id, &seq)).err().map(|e| e.to_string());
+            assert!(e.is_some(), "{id}");
+            assert!(
+                e.unwrap_or_default().len() < 300,
+                "the error quotes no 5,000 digits"
+            );
+        }
+    }
 }

@@ -5,7 +5,7 @@
 //! final state. Results and history live in the lake, so any container answers the GETs.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use lambda_runtime::tower::ServiceExt;
@@ -80,8 +80,12 @@ pub async fn handle(config: &Config, lake: &Lake, event: &Value) -> Result<Value
     let service = QueryService::new(
         lake.clone(),
         config.query.clone(),
-        config.server.concurrency,
+        crate::server::admission::Admission::new(config.server.concurrency, config.server.queue),
         config.server.reuse_results,
+        crate::server::Retention {
+            results: config.server.results_retention,
+            history: config.server.history_retention,
+        },
     )?;
     let app = router(service.clone(), token.trim().to_string());
     let resp = app
@@ -105,17 +109,13 @@ pub async fn handle(config: &Config, lake: &Lake, event: &Value) -> Result<Value
             .ok()
             .and_then(|v| v["query_id"].as_str().map(str::to_string));
         if let Some(id) = id {
+            // The query's own timeout ends it; the margin covers storing its results.
             let limit = config.query.timeout.unwrap_or(Duration::from_secs(900));
-            let until = Instant::now() + limit + Duration::from_secs(5);
-            while Instant::now() < until {
-                if let Some(info) = service.get(&id).await?
-                    && info.state.is_done()
-                {
-                    bytes = serde_json::to_vec(&info)
-                        .map_err(|e| Error::Internal(format!("query info: {e}")))?;
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
+            if let Ok(info) =
+                tokio::time::timeout(limit + Duration::from_secs(5), service.wait(&id)).await
+            {
+                bytes = serde_json::to_vec(&info?)
+                    .map_err(|e| Error::Internal(format!("query info: {e}")))?;
             }
         }
     }

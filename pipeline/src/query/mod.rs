@@ -5,14 +5,17 @@ mod athena;
 pub mod compact;
 mod coop;
 mod flatten;
+mod guard;
+pub mod isolate;
+mod output;
 pub mod params;
 mod scan;
+mod sink;
 mod table;
 mod topk;
 mod travel;
 mod unnest;
 
-use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -24,6 +27,9 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use crate::diag::did_you_mean;
 use crate::error::{Error, Result};
 use crate::lake::Lake;
+pub use output::{OutputFormat, write_result};
+use sink::Collect;
+pub use sink::{ResultSink, RunStats, memory_pool};
 
 /// Per-query limits, like an Athena workgroup's.
 #[derive(Debug, Clone, Default)]
@@ -37,6 +43,20 @@ pub struct QueryLimits {
     /// Parallel partitions per query (default: two per core, or
     /// `DATAFUSION_EXECUTION_TARGET_PARTITIONS`).
     pub partitions: Option<usize>,
+    /// One pool that every query of a server shares (`memory_pool`), so that concurrent
+    /// queries together stay within `memory_bytes`; `None`: a pool per query.
+    pub pool: Option<Arc<dyn datafusion::execution::memory_pool::MemoryPool>>,
+}
+
+impl QueryLimits {
+    /// These limits with one memory pool of `memory_bytes` shared by every query run under
+    /// them (the server's: execution and results count against the same bound).
+    pub fn shared(mut self) -> Self {
+        if let Some(bytes) = self.memory_bytes {
+            self.pool = Some(memory_pool(bytes));
+        }
+        self
+    }
 }
 
 pub struct QueryEngine {
@@ -50,17 +70,6 @@ pub struct QueryEngine {
     tables: Vec<String>,
     /// Every column name of every table, for "did you mean" on unknown columns.
     columns: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum OutputFormat {
-    /// An aligned text table.
-    Table,
-    Csv,
-    /// JSON lines: one object per row.
-    Json,
-    /// A Parquet file (needs --output).
-    Parquet,
 }
 
 /// Only queries: no DDL, DML or other statements (SET, PREPARE …).
@@ -212,8 +221,10 @@ impl QueryEngine {
         only: Option<&[String]>,
     ) -> Result<Self> {
         let mut rt = datafusion::execution::runtime_env::RuntimeEnvBuilder::new();
-        if let Some(m) = limits.memory_bytes {
-            rt = rt.with_memory_limit(m, 1.0);
+        match (&limits.pool, limits.memory_bytes) {
+            (Some(pool), _) => rt = rt.with_memory_pool(pool.clone()),
+            (None, Some(m)) => rt = rt.with_memory_pool(memory_pool(m)),
+            (None, None) => {}
         }
         let mut config = session_config()?;
         if let Some(n) = limits.partitions {
@@ -323,24 +334,24 @@ impl QueryEngine {
         let rewritten = shown.or_else(|| unnest::rewrite(sql));
         let sql = rewritten.as_deref().unwrap_or(sql);
         let numbered = params::number_placeholders(sql);
-        let sql = numbered.as_deref().unwrap_or(sql);
-        let df = self
-            .ctx
-            .sql_with_options(sql, read_only())
-            .await
-            .map_err(|e| self.explain(e))?;
-        let mut params: Vec<(String, Option<arrow::datatypes::DataType>)> = df
-            .logical_plan()
-            .get_parameter_types()
-            .map_err(|e| self.explain(e))?
-            .into_iter()
-            .collect();
+        let sql = numbered.unwrap_or_else(|| sql.to_string());
+        let ctx = self.ctx.clone();
+        // Planned on the query runtime like a run: deep expressions recurse in planning too.
+        let planned = isolate::run(
+            async move {
+                let df = plan_sql(&ctx, &sql).await?;
+                let params = df.logical_plan().get_parameter_types()?;
+                Ok((Arc::new(df.schema().as_arrow().clone()), params))
+            },
+            self.limits.timeout,
+        )
+        .await;
+        let (schema, params) = planned.map_err(|e| self.explain_error(e))?;
+        let mut params: Vec<(String, Option<arrow::datatypes::DataType>)> =
+            params.into_iter().collect();
         // `$10` after `$9`.
         params.sort_by_key(|(name, _)| name.trim_start_matches('$').parse::<u32>().unwrap_or(0));
-        Ok(Prepared {
-            schema: Arc::new(df.schema().as_arrow().clone()),
-            params,
-        })
+        Ok(Prepared { schema, params })
     }
 
     /// Plans `sql` for a writer to execute as a stream (a job's output, never held whole in
@@ -356,11 +367,14 @@ impl QueryEngine {
         let rewritten = unnest::rewrite(sql);
         let sql = rewritten.as_deref().unwrap_or(sql);
         self.meter.reset(self.limits.max_bytes_scanned.unwrap_or(0));
-        let df = self
-            .ctx
-            .sql_with_options(sql, read_only())
-            .await
-            .map_err(|e| self.explain(e))?;
+        let ctx = self.ctx.clone();
+        let sql = sql.to_string();
+        let df = isolate::run(
+            async move { Ok(plan_sql(&ctx, &sql).await?) },
+            self.limits.timeout,
+        )
+        .await
+        .map_err(|e| self.explain_error(e))?;
         // deltalake's writer wraps the plan in nodes of its own, which its planner executes.
         let state = datafusion::execution::SessionStateBuilder::new_from_existing(self.ctx.state())
             .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
@@ -376,8 +390,19 @@ impl QueryEngine {
     /// Runs `sql` with Athena-style execution parameters: SQL literals as text, bound in
     /// order to its `?` placeholders, each cast to the type its use implies.
     pub async fn sql_with_literals(&self, sql: &str, parameters: &[String]) -> Result<QueryResult> {
+        let values = self.bind_literals(sql, parameters).await?;
+        self.sql_with_params(sql, values).await
+    }
+
+    /// Athena-style execution parameters as values: each SQL literal cast to the type its
+    /// `?` implies (`None` when there are none).
+    pub async fn bind_literals(
+        &self,
+        sql: &str,
+        parameters: &[String],
+    ) -> Result<Option<Vec<datafusion::scalar::ScalarValue>>> {
         if parameters.is_empty() {
-            return self.sql(sql).await;
+            return Ok(None);
         }
         let values = parameters
             .iter()
@@ -391,8 +416,9 @@ impl QueryEngine {
             .into_iter()
             .map(|(_, t)| t)
             .collect();
-        let values = params::cast_to_planned(values, &types).map_err(Error::Query)?;
-        self.sql_with_params(sql, Some(values)).await
+        params::cast_to_planned(values, &types)
+            .map(Some)
+            .map_err(Error::Query)
     }
 
     /// Runs `sql` with `params` bound to its placeholders (`?` in order, or `$n`).
@@ -401,7 +427,30 @@ impl QueryEngine {
         sql: &str,
         params: Option<Vec<datafusion::scalar::ScalarValue>>,
     ) -> Result<QueryResult> {
-        let options = read_only();
+        let collect = Collect {
+            batches: Vec::new(),
+            reservation: datafusion::execution::memory_pool::MemoryConsumer::new("query result")
+                .register(&self.ctx.runtime_env().memory_pool),
+        };
+        let (collect, stats) = self.run_into(sql, params, collect).await?;
+        Ok(QueryResult {
+            schema: stats.schema,
+            batches: collect.batches,
+            bytes_scanned: stats.bytes_scanned,
+            files_scanned: stats.files_scanned,
+            files_pruned: stats.files_pruned,
+            elapsed: stats.elapsed,
+        })
+    }
+
+    /// Runs `sql` on the query runtime (`isolate.rs`) under the limits, handing each result
+    /// batch to `sink` as it arrives; returns the sink and the run's statistics.
+    pub async fn run_into<S: ResultSink>(
+        &self,
+        sql: &str,
+        params: Option<Vec<datafusion::scalar::ScalarValue>>,
+        mut sink: S,
+    ) -> Result<(S, RunStats)> {
         let started = std::time::Instant::now();
         let shown = self.show_partitions(sql)?;
         let rewritten = shown.or_else(|| unnest::rewrite(sql));
@@ -409,51 +458,44 @@ impl QueryEngine {
         let numbered = params
             .as_ref()
             .and_then(|_| params::number_placeholders(sql));
-        let sql = numbered.as_deref().unwrap_or(sql);
+        let sql = numbered.unwrap_or_else(|| sql.to_string());
         self.meter.reset(self.limits.max_bytes_scanned.unwrap_or(0));
-        let run = async {
-            let mut df = self
-                .ctx
-                .sql_with_options(sql, options)
-                .await
-                .map_err(|e| self.explain(e))?;
+        let ctx = self.ctx.clone();
+        let run = async move {
+            let mut df = plan_sql(&ctx, &sql).await?;
             if let Some(values) = params {
-                df = df.with_param_values(values).map_err(|e| self.explain(e))?;
+                df = df.with_param_values(values)?;
             }
             let scanned_tables = scanned_tables(df.logical_plan());
             let schema = Arc::new(df.schema().as_arrow().clone());
-            // Compacted as they arrive: a few rows cut from a page must not keep the
-            // page's string buffers alive (nor send them to clients).
-            let mut stream = df.execute_stream().await.map_err(|e| self.explain(e))?;
-            let mut batches = Vec::new();
+            let mut stream = df.execute_stream().await?;
+            let mut rows = 0;
             while let Some(b) = futures::StreamExt::next(&mut stream).await {
-                let b = b.map_err(|e| self.explain(e))?;
-                batches.push(compact::compact(&b)?);
+                let b = b?;
+                rows += b.num_rows() as u64;
+                sink.write(b)?;
             }
-            Ok::<_, Error>((schema, batches, scanned_tables))
+            Ok((sink, schema, scanned_tables, rows))
         };
-        let (schema, batches, scanned_tables) = match self.limits.timeout {
-            Some(t) => tokio::time::timeout(t, run).await.map_err(|_| {
-                Error::Query(format!(
-                    "query cancelled: it ran longer than {} s (query.timeout_secs)",
-                    t.as_secs_f64()
-                ))
-            })??,
-            None => run.await?,
-        };
+        let (sink, schema, scanned_tables, rows) = isolate::run(run, self.limits.timeout)
+            .await
+            .map_err(|e| self.explain_error(e))?;
         let files_scanned = self.meter.files_read() as u64;
         let files_total: u64 = scanned_tables
             .iter()
             .filter_map(|t| self.file_counts.get(t))
             .sum();
-        Ok(QueryResult {
-            schema,
-            batches,
-            bytes_scanned: self.meter.read.load(Ordering::Relaxed),
-            files_scanned,
-            files_pruned: files_total.saturating_sub(files_scanned),
-            elapsed: started.elapsed(),
-        })
+        Ok((
+            sink,
+            RunStats {
+                schema,
+                rows,
+                bytes_scanned: self.meter.read.load(Ordering::Relaxed),
+                files_scanned,
+                files_pruned: files_total.saturating_sub(files_scanned),
+                elapsed: started.elapsed(),
+            },
+        ))
     }
 
     /// `SHOW PARTITIONS t` (Athena's): the table's distinct partition values, as a query.
@@ -487,6 +529,14 @@ impl QueryEngine {
         Ok(Some(format!(
             "SELECT DISTINCT {list} FROM \"{table}\" ORDER BY {list}"
         )))
+    }
+
+    /// An error of a run: DataFusion's explained, the others as they are.
+    fn explain_error(&self, e: Error) -> Error {
+        match e {
+            Error::DataFusion(e) => self.explain(e),
+            other => other,
+        }
     }
 
     /// DataFusion's error, with the lake's table names suggested for an unknown table.
@@ -531,6 +581,29 @@ impl QueryEngine {
     }
 }
 
+/// Refuses query text over the size limit before anything else happens to it.
+pub fn check_size(sql: &str) -> Result<()> {
+    guard::check_size(sql).map_err(Error::Usage)
+}
+
+/// Plans `sql` read-only, after the checks on its size and depth (`guard.rs`).
+async fn plan_sql(
+    ctx: &SessionContext,
+    sql: &str,
+) -> datafusion::common::Result<datafusion::prelude::DataFrame> {
+    guard::check_size(sql).map_err(datafusion::error::DataFusionError::Plan)?;
+    let state = ctx.state();
+    let dialect = state.config().options().sql_parser.dialect;
+    let statement = state.sql_to_statement(sql, &dialect)?;
+    if let Err(e) = guard::check_depth(&statement) {
+        guard::drop_deep(statement);
+        return Err(e);
+    }
+    let plan = state.statement_to_plan(statement).await?;
+    read_only().verify_plan(&plan)?;
+    ctx.execute_logical_plan(plan).await
+}
+
 /// The lake tables a plan scans (each once), subqueries included.
 fn scanned_tables(plan: &datafusion::logical_expr::LogicalPlan) -> Vec<String> {
     use datafusion::common::tree_node::TreeNodeRecursion;
@@ -546,55 +619,4 @@ fn scanned_tables(plan: &datafusion::logical_expr::LogicalPlan) -> Vec<String> {
         Ok(TreeNodeRecursion::Continue)
     });
     names
-}
-
-/// Writes a result in the chosen format.
-pub fn write_result(result: &QueryResult, format: OutputFormat, out: &mut dyn Write) -> Result<()> {
-    let io = |e| Error::io("cannot write query output", e);
-    match format {
-        OutputFormat::Table => {
-            let text = arrow::util::pretty::pretty_format_batches(&result.batches)?;
-            if result.batches.is_empty() {
-                let names: Vec<&str> = result
-                    .schema
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().as_str())
-                    .collect();
-                writeln!(out, "{}", names.join(" | ")).map_err(io)?;
-            } else {
-                writeln!(out, "{text}").map_err(io)?;
-            }
-            writeln!(out, "({} rows)", result.num_rows()).map_err(io)?;
-        }
-        OutputFormat::Csv => {
-            let mut w = arrow::csv::WriterBuilder::new()
-                .with_header(true)
-                .build(&mut *out);
-            if result.batches.is_empty() {
-                w.write(&RecordBatch::new_empty(result.schema.clone()))?;
-            }
-            for b in &result.batches {
-                w.write(b)?;
-            }
-        }
-        OutputFormat::Json => {
-            let mut w = arrow_json::LineDelimitedWriter::new(&mut *out);
-            for b in &result.batches {
-                w.write(b)?;
-            }
-            w.finish()?;
-        }
-        OutputFormat::Parquet => {
-            let mut buf = Vec::new();
-            let mut w =
-                parquet::arrow::ArrowWriter::try_new(&mut buf, result.schema.clone(), None)?;
-            for b in &result.batches {
-                w.write(b)?;
-            }
-            w.close()?;
-            out.write_all(&buf).map_err(io)?;
-        }
-    }
-    Ok(())
 }

@@ -2,14 +2,14 @@
 //! (CommandStatementQuery → ticket → DoGet), prepared statements with `?` parameters
 //! (`prepared.rs`), the catalog (catalogs, schemas, tables with
 //! their Arrow schemas, table types) and server info. Calls need `authorization: Bearer
-//! <token>` (or a Basic handshake whose password is the token); the same limits apply as
-//! everywhere.
+//! <token>` (or a Basic handshake whose password is the token). Queries go through the
+//! HTTP API's query service: the same admission (concurrency and a bounded queue), memory
+//! pool, history and result files; a ticket is a query id, and DoGet streams its result
+//! file a batch at a time (nothing is held in memory between GetFlightInfo and DoGet).
 
-use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::flight_service_server::FlightService;
@@ -31,6 +31,7 @@ use futures::{Stream, TryStreamExt};
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::service::{Params, QueryInfo, QueryService, State};
 use crate::lake::Lake;
 use crate::query::{QueryEngine, QueryLimits};
 
@@ -38,19 +39,23 @@ const CATALOG: &str = "tributary";
 const SCHEMA: &str = "lake";
 
 pub struct FlightSql {
+    service: Arc<QueryService>,
     lake: Lake,
     limits: QueryLimits,
     token: Arc<String>,
     sql_info: SqlInfoData,
-    /// Results of planned statements, by handle, until they are fetched.
-    results: Mutex<HashMap<String, (SchemaRef, Vec<RecordBatch>)>>,
     prepared: super::prepared::PreparedStatements,
 }
 
 type DoGetStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send>>;
 
 impl FlightSql {
-    pub fn new(lake: Lake, limits: QueryLimits, token: String) -> Result<Self, Status> {
+    pub fn new(
+        service: Arc<QueryService>,
+        lake: Lake,
+        limits: QueryLimits,
+        token: String,
+    ) -> Result<Self, Status> {
         let mut b = SqlInfoDataBuilder::new();
         b.append(SqlInfo::FlightSqlServerName, "Tributary");
         b.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
@@ -58,11 +63,11 @@ impl FlightSql {
         b.append(SqlInfo::FlightSqlServerReadOnly, true);
         let sql_info = b.build().map_err(|e| Status::internal(e.to_string()))?;
         Ok(Self {
+            service,
             lake,
             limits,
             token: Arc::new(token),
             sql_info,
-            results: Mutex::new(HashMap::new()),
             prepared: Default::default(),
         })
     }
@@ -73,10 +78,10 @@ impl FlightSql {
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+            .and_then(super::bearer);
         match given {
             None => Err(Status::unauthenticated("missing bearer token")),
-            Some(t) if super::same(t.trim().as_bytes(), self.token.as_bytes()) => Ok(()),
+            Some(t) if super::same(t.as_bytes(), self.token.as_bytes()) => Ok(()),
             Some(_) => Err(Status::permission_denied("invalid bearer token")),
         }
     }
@@ -85,7 +90,7 @@ impl FlightSql {
     /// message nears gRPC's 16 MB limit (`query::compact`).
     #[allow(clippy::result_large_err)]
     fn stream(
-        schema: SchemaRef,
+        schema: arrow::datatypes::SchemaRef,
         batches: Vec<RecordBatch>,
     ) -> Result<Response<DoGetStream>, Status> {
         use crate::query::compact::{MESSAGE_BYTES, for_messages};
@@ -98,28 +103,24 @@ impl FlightSql {
         Ok(Response::new(Box::pin(stream)))
     }
 
-    /// A query's answer as FlightInfo: the results wait under a fresh handle, the ticket,
-    /// until the client's DoGet fetches them.
-    #[allow(clippy::result_large_err)]
-    fn answer(
+    /// Runs a query through the query service and answers with its FlightInfo: the ticket
+    /// is the query id, its results wait in their file for DoGet.
+    async fn run(
         &self,
-        mut r: crate::query::QueryResult,
+        sql: &str,
+        params: Params,
         descriptor: FlightDescriptor,
     ) -> Result<Response<FlightInfo>, Status> {
-        // Dictionary columns (partition values) go out as plain values: every client reads
-        // them, and the schema announced here is the one DoGet sends.
-        (r.schema, r.batches) = undictionary(r.schema, r.batches)?;
-        let handle = uuid::Uuid::new_v4().to_string();
+        let info = self.service.run_to_end(sql, params).await.map_err(status)?;
+        let info = finished(info)?;
+        let file = self.service.results(&info).await.map_err(status)?;
         let ticket = TicketStatementQuery {
-            statement_handle: handle.clone().into_bytes().into(),
+            statement_handle: info.query_id.clone().into_bytes().into(),
         };
-        let rows = r.num_rows() as i64;
-        let schema = r.schema.clone();
-        if let Ok(mut m) = self.results.lock() {
-            m.insert(handle, (r.schema, r.batches));
-        }
-        let info = Self::info_for(&schema, ticket.as_any().encode_to_vec(), descriptor)?;
-        Ok(Response::new(info.into_inner().with_total_records(rows)))
+        let flight = Self::info_for(&file.schema, ticket.as_any().encode_to_vec(), descriptor)?;
+        Ok(Response::new(
+            flight.into_inner().with_total_records(file.rows() as i64),
+        ))
     }
 
     fn info_for(
@@ -137,7 +138,31 @@ impl FlightSql {
     }
 }
 
+/// A query that ended as anything but SUCCEEDED, as the status that says so.
+#[allow(clippy::result_large_err)]
+fn finished(info: QueryInfo) -> Result<QueryInfo, Status> {
+    match info.state {
+        State::Succeeded => Ok(info),
+        State::Cancelled => Err(Status::cancelled(format!(
+            "query {} was cancelled",
+            info.query_id
+        ))),
+        _ => {
+            let msg = info.error.unwrap_or_else(|| "the query failed".into());
+            // The engine's refusals (bad SQL, limits) are the caller's; the rest are ours.
+            if msg.starts_with("internal error") {
+                Err(Status::internal(msg))
+            } else {
+                Err(Status::invalid_argument(msg))
+            }
+        }
+    }
+}
+
 pub(super) fn status(e: crate::error::Error) -> Status {
+    if let crate::error::Error::Busy(m) = &e {
+        return Status::resource_exhausted(m.clone());
+    }
     match e.class() {
         crate::error::ErrorClass::User => Status::invalid_argument(e.to_string()),
         _ => Status::internal(e.to_string()),
@@ -193,11 +218,8 @@ impl FlightSqlService for FlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         self.check(&request)?;
-        let engine = QueryEngine::open_with(&self.lake, &self.limits)
+        self.run(&query.query, Params::Values(vec![]), request.into_inner())
             .await
-            .map_err(status)?;
-        let r = engine.sql(&query.query).await.map_err(status)?;
-        self.answer(r, request.into_inner())
     }
 
     async fn do_action_create_prepared_statement(
@@ -211,7 +233,7 @@ impl FlightSqlService for FlightSql {
             .map_err(status)?;
         self.prepared
             .create(&engine, &query.query, |schema| {
-                Ok(undictionary(schema, vec![])?.0.as_ref().clone())
+                Ok(super::results::plain_schema(&schema).as_ref().clone())
             })
             .await
     }
@@ -237,11 +259,12 @@ impl FlightSqlService for FlightSql {
         self.check(&request)?;
         let handle = String::from_utf8_lossy(&query.prepared_statement_handle).into_owned();
         let (sql, params) = self.prepared.get(&handle)?;
-        let engine = QueryEngine::open_with(&self.lake, &self.limits)
-            .await
-            .map_err(status)?;
-        let r = engine.sql_with_params(&sql, params).await.map_err(status)?;
-        self.answer(r, request.into_inner())
+        self.run(
+            &sql,
+            Params::Values(params.unwrap_or_default()),
+            request.into_inner(),
+        )
+        .await
     }
 
     async fn do_action_close_prepared_statement(
@@ -261,11 +284,25 @@ impl FlightSqlService for FlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         self.check(&request)?;
-        let handle = String::from_utf8_lossy(&ticket.statement_handle).into_owned();
-        let found = self.results.lock().ok().and_then(|mut m| m.remove(&handle));
-        let (schema, batches) =
-            found.ok_or_else(|| Status::not_found(format!("no results for handle {handle}")))?;
-        Self::stream(schema, batches)
+        let id = String::from_utf8_lossy(&ticket.statement_handle).into_owned();
+        let info = self
+            .service
+            .get(&id)
+            .await
+            .map_err(status)?
+            .ok_or_else(|| Status::not_found(format!("no results for handle {id}")))?;
+        let info = finished(info)?;
+        let file = Arc::new(self.service.results(&info).await.map_err(status)?);
+        // Read a batch at a time as the client takes them; each is at most ~1 MB.
+        let batches = file
+            .clone()
+            .stream()
+            .map_err(|e| arrow_flight::error::FlightError::ExternalError(Box::new(e)));
+        let stream = FlightDataEncoderBuilder::new()
+            .with_schema(file.schema.clone())
+            .build(batches)
+            .map_err(Status::from);
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn get_flight_info_catalogs(
@@ -420,53 +457,16 @@ impl FlightSqlService for FlightSql {
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
 }
 
-#[allow(clippy::result_large_err)]
-fn undictionary(
-    schema: SchemaRef,
-    batches: Vec<RecordBatch>,
-) -> Result<(SchemaRef, Vec<RecordBatch>), Status> {
-    use arrow::datatypes::{DataType, Field, Schema};
-    if !schema
-        .fields()
-        .iter()
-        .any(|f| matches!(f.data_type(), DataType::Dictionary(..)))
-    {
-        return Ok((schema, batches));
-    }
-    let fields: Vec<Field> = schema
-        .fields()
-        .iter()
-        .map(|f| match f.data_type() {
-            DataType::Dictionary(_, v) => f.as_ref().clone().with_data_type(v.as_ref().clone()),
-            _ => f.as_ref().clone(),
-        })
-        .collect();
-    let plain = Arc::new(Schema::new(fields));
-    let batches = batches
-        .into_iter()
-        .map(|b| {
-            let cols = b
-                .columns()
-                .iter()
-                .zip(plain.fields())
-                .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
-                .collect::<Result<Vec<_>, _>>()?;
-            RecordBatch::try_new(plain.clone(), cols)
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Status::internal(e.to_string()))?;
-    Ok((plain, batches))
-}
-
 /// Serves Flight SQL on `bind` until `shutdown` completes.
 pub async fn serve(
+    service: Arc<QueryService>,
     lake: Lake,
     limits: QueryLimits,
     token: String,
     bind: std::net::SocketAddr,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> crate::error::Result<()> {
-    let svc = FlightSql::new(lake, limits, token)
+    let svc = FlightSql::new(service, lake, limits, token)
         .map_err(|e| crate::error::Error::Internal(e.to_string()))?;
     let listener = tokio::net::TcpListener::bind(bind)
         .await

@@ -3,11 +3,15 @@
 //! Start a query (an id comes back at once), poll its state and statistics, page through
 //! its results (≤ 1,000 rows a page, JSON or Arrow IPC; CSV download), cancel it, list the
 //! history. Every `/v1` call needs `Authorization: Bearer <token>` (401 without, 403 with a
-//! wrong one); the token is never logged. `/openapi.json` describes the API.
+//! wrong one); the token is never logged. `/openapi.json` describes the API. What a token
+//! holder can and cannot do, and the limits: SECURITY.md.
 
+pub mod admission;
 pub mod flight;
+mod http;
 mod openapi;
 mod prepared;
+mod results;
 pub mod service;
 
 use std::net::SocketAddr;
@@ -26,7 +30,7 @@ use serde_json::json;
 use crate::error::{Error, Result};
 use crate::lake::Lake;
 use crate::query::QueryLimits;
-pub use service::{QueryInfo, QueryService, State as QueryState};
+pub use service::{Params, QueryInfo, QueryService, Retention, State as QueryState};
 
 /// Rows per results page at most (Athena's GetQueryResults allows 1,000).
 pub const MAX_PAGE: usize = 1000;
@@ -35,8 +39,11 @@ pub const MAX_PAGE: usize = 1000;
 pub struct ServerSettings {
     pub bind: SocketAddr,
     pub token: String,
-    /// Queries running at once; more wait in the queue.
+    /// Queries running at once (HTTP and Flight SQL together); more wait in the queue.
     pub concurrency: usize,
+    /// Queries waiting at most; more are refused (429 / RESOURCE_EXHAUSTED).
+    pub queue: usize,
+    pub retention: Retention,
     /// Identical query text within this age reuses the earlier results.
     pub reuse_max_age: Option<Duration>,
     /// Also serve Arrow Flight SQL here.
@@ -57,18 +64,22 @@ pub fn router(service: Arc<QueryService>, token: String) -> Router {
     };
     let api = Router::new()
         .route("/metrics", get(metrics))
+        // SQL text is at most 256 KB (`query::check_size`); the JSON around it, a little more.
+        .layer(axum::extract::DefaultBodyLimit::max(1 << 20))
         .route("/v1/queries", get(list).post(start))
         .route("/v1/queries/{id}", get(status).delete(cancel))
         .route("/v1/queries/{id}/results", get(results))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state);
-    Router::new()
-        .route(
-            "/openapi.json",
-            get(|| async { axum::Json(openapi::spec()) }),
-        )
-        .route("/health", get(|| async { "ok" }))
-        .merge(api)
+    http::hardened(
+        Router::new()
+            .route(
+                "/openapi.json",
+                get(|| async { axum::Json(openapi::spec()) }),
+            )
+            .route("/health", get(|| async { "ok" }))
+            .merge(api),
+    )
 }
 
 /// Serves until `shutdown` completes.
@@ -90,8 +101,20 @@ pub async fn serve(
             let _ = rx.wait_for(|s| *s).await;
         }
     };
+    // One memory pool, one admission control and one result store for both protocols.
+    let limits = limits.shared();
+    let admission = admission::Admission::new(settings.concurrency, settings.queue);
+    let service = QueryService::new(
+        lake.clone(),
+        limits.clone(),
+        admission,
+        settings.reuse_max_age,
+        settings.retention,
+    )?;
+    let expiry = service.expire_forever();
     let flight = match settings.flight_bind {
         Some(bind) => Some(tokio::spawn(flight::serve(
+            service.clone(),
             lake.clone(),
             limits.clone(),
             settings.token.clone(),
@@ -100,22 +123,22 @@ pub async fn serve(
         ))),
         None => None,
     };
-    let service = QueryService::new(lake, limits, settings.concurrency, settings.reuse_max_age)?;
     let listener = tokio::net::TcpListener::bind(settings.bind)
         .await
         .map_err(|e| Error::io(format!("cannot listen on {}", settings.bind), e))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| Error::io("no local address", e))?;
+    let addr = http::local_addr(&listener)?;
     tracing::info!(%addr, "query API listening");
     eprintln!("query API on http://{addr} (OpenAPI: http://{addr}/openapi.json)");
-    axum::serve(listener, router(service, settings.token))
-        .with_graceful_shutdown(stopped())
-        .await
-        .map_err(|e| Error::io("server failed", e))?;
+    http::serve(listener, router(service, settings.token), stopped()).await?;
+    expiry.abort();
     if let Some(f) = flight {
-        f.await
-            .map_err(|e| Error::Internal(format!("Flight SQL task: {e}")))??;
+        // A Flight call waiting on a running query ends with it; stop waiting after a while.
+        match tokio::time::timeout(Duration::from_secs(10), f).await {
+            Ok(joined) => {
+                joined.map_err(|e| Error::Internal(format!("Flight SQL task: {e}")))??
+            }
+            Err(_) => tracing::warn!("Flight SQL calls still open at shutdown were dropped"),
+        }
     }
     Ok(())
 }
@@ -131,11 +154,24 @@ fn error(status: StatusCode, msg: impl Into<String>) -> Response {
 }
 
 fn internal(e: Error) -> Response {
-    let status = match e.class() {
-        crate::error::ErrorClass::User => StatusCode::BAD_REQUEST,
+    let status = match (&e, e.class()) {
+        (Error::Busy(_), _) => {
+            let mut r = error(StatusCode::TOO_MANY_REQUESTS, e.to_string());
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            return r;
+        }
+        (_, crate::error::ErrorClass::User) => StatusCode::BAD_REQUEST,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     error(status, e.to_string())
+}
+
+/// The token of an `Authorization` value: the scheme is matched case-insensitively (RFC
+/// 9110), the token exactly, with nothing around it.
+pub(crate) fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token)
 }
 
 /// Compares in constant time, so the token cannot be guessed byte by byte from timings.
@@ -148,7 +184,7 @@ async fn auth(State(st): State<AppState>, req: Request, next: Next) -> Response 
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(bearer);
     match given {
         None => {
             let mut r = error(StatusCode::UNAUTHORIZED, "missing bearer token");
@@ -158,7 +194,7 @@ async fn auth(State(st): State<AppState>, req: Request, next: Next) -> Response 
             );
             r
         }
-        Some(t) if same(t.trim().as_bytes(), st.token.as_bytes()) => next.run(req).await,
+        Some(t) if same(t.as_bytes(), st.token.as_bytes()) => next.run(req).await,
         Some(_) => error(StatusCode::FORBIDDEN, "invalid bearer token"),
     }
 }
@@ -238,55 +274,29 @@ async fn results(
             ),
         );
     }
-    let batches = match st.service.results(&info).await {
-        Ok(b) => b,
+    let file = match st.service.results(&info).await {
+        Ok(f) => Arc::new(f),
         Err(e) => return internal(e),
     };
-    let schema = batches
-        .first()
-        .map(|b| b.schema())
-        .unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty()));
-    let all = match arrow::compute::concat_batches(&schema, &batches) {
-        Ok(b) => b,
-        Err(e) => return internal(e.into()),
-    };
+    let schema = file.schema.clone();
+    let total = file.rows();
     let format = p.format.as_deref().unwrap_or("json");
     if format == "csv" {
-        let mut buf = Vec::new();
-        {
-            let mut w = arrow::csv::WriterBuilder::new()
-                .with_header(true)
-                .build(&mut buf);
-            if let Err(e) = w.write(&all) {
-                return internal(e.into());
-            }
-        }
-        return (
-            [
-                (header::CONTENT_TYPE, "text/csv".to_string()),
-                (
-                    header::CONTENT_DISPOSITION,
-                    format!("attachment; filename=\"{id}.csv\""),
-                ),
-            ],
-            buf,
-        )
-            .into_response();
+        return csv_download(&id, file);
     }
-    let start = match p.next_token.as_deref().map(str::parse::<usize>) {
+    let start = match p.next_token.as_deref().map(str::parse::<u64>) {
         None => 0,
-        Some(Ok(n)) if n <= all.num_rows() => n,
+        Some(Ok(n)) if n <= total => n,
         Some(_) => return error(StatusCode::BAD_REQUEST, "invalid next_token"),
     };
-    let size = p.max_results.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
-    let len = size.min(all.num_rows() - start);
-    // A slice of view columns still holds the whole result's buffers: compacted, the
-    // page carries only its own rows (`query::compact`).
-    let page = match crate::query::compact::compact(&all.slice(start, len)) {
+    let size = p.max_results.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE) as u64;
+    // Only the batches the page covers are read from the result file.
+    let page = match file.page(start, size).await {
         Ok(p) => p,
-        Err(e) => return internal(e.into()),
+        Err(e) => return internal(e),
     };
-    let next = (start + len < all.num_rows()).then(|| (start + len).to_string());
+    let len = page.num_rows() as u64;
+    let next = (start + len < total).then(|| (start + len).to_string());
     match format {
         "arrow" => {
             let mut buf = Vec::new();
@@ -333,7 +343,7 @@ async fn results(
                 "columns": columns,
                 "rows": rows,
                 "next_token": next,
-                "total_rows": all.num_rows(),
+                "total_rows": total,
             }))
             .into_response()
         }
@@ -342,4 +352,34 @@ async fn results(
             format!("unknown format `{other}`: json, arrow or csv"),
         ),
     }
+}
+
+/// The whole result as CSV, streamed a batch at a time from its file.
+fn csv_download(id: &str, file: Arc<results::ResultFile>) -> Response {
+    use futures::StreamExt;
+    // An empty result is its header line.
+    let header_only = (file.batches() == 0)
+        .then(|| arrow::record_batch::RecordBatch::new_empty(file.schema.clone()));
+    let batches = futures::stream::iter(header_only.map(Ok)).chain(file.stream());
+    let body = batches.enumerate().map(|(i, batch)| {
+        let batch = batch.map_err(std::io::Error::other)?;
+        let mut buf = Vec::new();
+        arrow::csv::WriterBuilder::new()
+            .with_header(i == 0)
+            .build(&mut buf)
+            .write(&batch)
+            .map_err(std::io::Error::other)?;
+        Ok::<_, std::io::Error>(bytes::Bytes::from(buf))
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{id}.csv\""),
+            ),
+        ],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response()
 }

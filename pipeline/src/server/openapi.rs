@@ -22,10 +22,12 @@ pub fn spec() -> Value {
                     "summary": "Start a query; returns at once with its id (state QUEUED, or SUCCEEDED when results are reused)",
                     "requestBody": { "required": true, "content": { "application/json": { "schema": {
                         "type": "object", "required": ["sql"], "properties": {
-                            "sql": { "type": "string" },
+                            "sql": { "type": "string", "maxLength": 262144 },
                             "parameters": { "type": "array", "items": { "type": "string" },
                                             "description": "SQL literals (42, 'DE', TRUE, NULL) bound in order to the query's ? placeholders, like Athena's ExecutionParameters" } } } } } },
-                    "responses": { "200": info_resp, "400": err, "401": err, "403": err }
+                    "responses": { "200": info_resp, "400": err, "401": err, "403": err, "413": err,
+                                   "429": { "description": "Busy: [server] concurrency queries run and [server] queue wait; retry after Retry-After seconds",
+                                            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } } }
                 },
                 "get": {
                     "operationId": "listQueries",

@@ -1,23 +1,48 @@
 //! Queries as Athena runs them: started at once (an id comes back), run on a bounded pool
-//! with a queue, stateful (QUEUED → RUNNING → SUCCEEDED | FAILED | CANCELLED), results kept
+//! with a bounded queue (`admission.rs`, shared with Flight SQL), stateful (QUEUED → RUNNING → SUCCEEDED | FAILED | CANCELLED), results kept
 //! under the lake's `_tributary/results/` (like Athena's output location) and the history
 //! under `_tributary/queries/`, so both survive restarts. Identical queries within
-//! `reuse_max_age` reuse the earlier results.
+//! `reuse_max_age` reuse the earlier results. Results are written to their file as they
+//! arrive and paged from it (`results.rs`); both results and history expire (`Retention`),
+//! and on a local lake only their owner can read them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arrow::record_batch::RecordBatch;
-use futures::TryStreamExt;
+use datafusion::scalar::ScalarValue;
+use futures::{FutureExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
-use tokio::sync::Semaphore;
 
+mod metrics;
+mod retention;
+
+use super::admission::{Admission, Place};
+use super::results::{ResultFile, ResultWriter};
 use crate::error::{Error, Result};
 use crate::lake::Lake;
 use crate::query::{QueryEngine, QueryLimits};
+pub use retention::Retention;
+use retention::owner_only_dir;
+
+/// A query's parameters: SQL literals (the HTTP API's, Athena's ExecutionParameters) or
+/// values already typed (Flight SQL's bound prepared statements).
+#[derive(Debug, Clone)]
+pub enum Params {
+    Literals(Vec<String>),
+    Values(Vec<ScalarValue>),
+}
+
+impl Params {
+    fn shown(&self) -> Vec<String> {
+        match self {
+            Params::Literals(l) => l.clone(),
+            Params::Values(v) => v.iter().map(|v| v.to_string()).collect(),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -89,21 +114,17 @@ struct Running {
 pub struct QueryService {
     lake: Lake,
     limits: QueryLimits,
-    slots: Arc<Semaphore>,
+    admission: Arc<Admission>,
     reuse_max_age: Option<Duration>,
+    retention: Retention,
+    /// Bumped whenever a query ends, for waiters (`wait`).
+    ended: tokio::sync::watch::Sender<u64>,
     store: Arc<dyn ObjectStore>,
     history: ObjectPath,
     results: ObjectPath,
     live: Mutex<HashMap<String, Running>>,
     /// Finished queries since the server started, for `/metrics`.
-    counters: Mutex<QueryCounters>,
-}
-
-#[derive(Default)]
-struct QueryCounters {
-    by_state: std::collections::BTreeMap<String, u64>,
-    bytes_scanned: u64,
-    seconds: f64,
+    counters: Mutex<metrics::QueryCounters>,
 }
 
 fn now() -> String {
@@ -121,19 +142,28 @@ fn ms_between(a: &str, b: &str) -> u64 {
 }
 
 impl QueryService {
+    /// `limits` should share one memory pool (`QueryLimits::shared`) across the queries.
     pub fn new(
         lake: Lake,
         limits: QueryLimits,
-        concurrency: usize,
+        admission: Arc<Admission>,
         reuse_max_age: Option<Duration>,
+        retention: Retention,
     ) -> Result<Arc<Self>> {
         let (store, history) = lake.meta_store("queries")?;
         let (_, results) = lake.meta_store("results")?;
+        if let Some(root) = lake.local_root() {
+            for area in ["queries", "results"] {
+                owner_only_dir(&root.join("_tributary").join(area))?;
+            }
+        }
         Ok(Arc::new(Self {
             lake,
             limits,
-            slots: Arc::new(Semaphore::new(concurrency.max(1))),
+            admission,
             reuse_max_age,
+            retention,
+            ended: tokio::sync::watch::channel(0).0,
             store,
             history,
             results,
@@ -152,9 +182,30 @@ impl QueryService {
 
     async fn persist(&self, info: &QueryInfo) -> Result<()> {
         let body = serde_json::to_vec(info).map_err(|e| Error::Internal(e.to_string()))?;
-        self.store
-            .put(&self.info_path(&info.query_id), PutPayload::from(body))
-            .await?;
+        match self.lake.local_root() {
+            // Owner-only from the start: the history holds SQL text and parameters.
+            Some(root) => {
+                let path = root
+                    .join("_tributary/queries")
+                    .join(format!("{}.json", info.query_id));
+                let tmp = path.with_extension("json.part");
+                tokio::task::spawn_blocking(move || -> Result<()> {
+                    use std::io::Write;
+                    let mut f = super::results::owner_only_file(&tmp)?;
+                    f.write_all(&body)
+                        .map_err(|e| Error::io("cannot write the query history", e))?;
+                    std::fs::rename(&tmp, &path)
+                        .map_err(|e| Error::io("cannot write the query history", e))
+                })
+                .await
+                .map_err(|e| Error::Internal(format!("history writer: {e}")))??;
+            }
+            None => {
+                self.store
+                    .put(&self.info_path(&info.query_id), PutPayload::from(body))
+                    .await?;
+            }
+        }
         Ok(())
     }
 
@@ -167,18 +218,26 @@ impl QueryService {
 
     /// Starts a query; returns its id at once.
     pub async fn submit(self: &Arc<Self>, sql: &str, parameters: &[String]) -> Result<QueryInfo> {
-        if sql.trim().is_empty() {
-            return Err(Error::Usage("the query text is empty".into()));
-        }
         // Parameters are literals, checked now: a bad one is the request's fault (400).
         for p in parameters {
             crate::query::params::literal(p).map_err(Error::Usage)?;
         }
+        self.start(sql, Params::Literals(parameters.to_vec())).await
+    }
+
+    /// Starts a query with `params` bound to its placeholders; returns its id at once.
+    pub async fn start(self: &Arc<Self>, sql: &str, params: Params) -> Result<QueryInfo> {
+        if sql.trim().is_empty() {
+            return Err(Error::Usage("the query text is empty".into()));
+        }
+        // Refused before anything is stored: the history does not keep megabytes of text.
+        crate::query::check_size(sql)?;
+        let parameters = params.shown();
         let id = uuid::Uuid::new_v4().to_string();
         let mut info = QueryInfo {
             query_id: id.clone(),
             sql: sql.to_string(),
-            parameters: parameters.to_vec(),
+            parameters: parameters.clone(),
             state: State::Queued,
             submitted_at: now(),
             started_at: None,
@@ -188,7 +247,7 @@ impl QueryService {
             output_location: None,
             reused_from: None,
         };
-        if let Some(prev) = self.reusable(sql, parameters).await? {
+        if let Some(prev) = self.reusable(sql, &parameters).await? {
             info.state = State::Succeeded;
             info.started_at = Some(info.submitted_at.clone());
             info.ended_at = Some(info.submitted_at.clone());
@@ -202,6 +261,7 @@ impl QueryService {
             self.persist(&info).await?;
             return Ok(info);
         }
+        let place = self.admission.admit()?;
         self.persist(&info).await?;
         if let Ok(mut live) = self.live.lock() {
             live.insert(
@@ -213,13 +273,54 @@ impl QueryService {
             );
         }
         let me = self.clone();
-        let task = tokio::spawn(async move { me.execute(id).await });
+        let task = tokio::spawn(async move {
+            // A panic outside the engine's own guard still ends the query as FAILED.
+            let run = std::panic::AssertUnwindSafe(me.clone().execute(id.clone(), place, params));
+            if run.catch_unwind().await.is_err() {
+                me.end(&id, Err(Error::Internal("the query task panicked".into())))
+                    .await;
+            }
+        });
         if let Ok(mut live) = self.live.lock()
             && let Some(r) = live.get_mut(&info.query_id)
         {
             r.task = Some(task.abort_handle());
         }
         Ok(info)
+    }
+
+    /// Runs a query to its end and returns its final state (Flight SQL answers this way);
+    /// a caller that goes away cancels it.
+    pub async fn run_to_end(self: &Arc<Self>, sql: &str, params: Params) -> Result<QueryInfo> {
+        let info = self.start(sql, params).await?;
+        struct CancelOnDrop(Option<(Arc<QueryService>, String)>);
+        impl Drop for CancelOnDrop {
+            fn drop(&mut self) {
+                if let Some((svc, id)) = self.0.take() {
+                    tokio::spawn(async move { svc.cancel(&id).await });
+                }
+            }
+        }
+        let mut guard = CancelOnDrop(Some((self.clone(), info.query_id.clone())));
+        let done = self.wait(&info.query_id).await;
+        guard.0 = None;
+        done
+    }
+
+    /// Waits until query `id` has ended.
+    pub async fn wait(&self, id: &str) -> Result<QueryInfo> {
+        let mut ended = self.ended.subscribe();
+        loop {
+            match self.get(id).await? {
+                Some(info) if info.state.is_done() => return Ok(info),
+                Some(_) => {}
+                None => return Err(Error::Usage(format!("no query {id}"))),
+            }
+            ended
+                .changed()
+                .await
+                .map_err(|_| Error::Internal("the query service stopped".into()))?;
+        }
     }
 
     /// A finished, successful query with the same text within the reuse age.
@@ -241,9 +342,9 @@ impl QueryService {
         }))
     }
 
-    async fn execute(self: Arc<Self>, id: String) {
-        // Waits in the queue for a free slot.
-        let Ok(_permit) = self.slots.clone().acquire_owned().await else {
+    async fn execute(self: Arc<Self>, id: String, place: Place, params: Params) {
+        // Waits in the queue for a free slot; the place is given up when the query ends.
+        let Ok(_permit) = place.run().await else {
             return;
         };
         let Some(info) = self.update(&id, |i| {
@@ -253,8 +354,14 @@ impl QueryService {
             return;
         };
         let _ = self.persist(&info).await;
-        let outcome = self.run(&id, &info.sql, &info.parameters).await;
-        let Some(info) = self.update(&id, |i| {
+        let outcome = self.run(&id, &info.sql, params).await;
+        self.end(&id, outcome).await;
+        drop(place);
+    }
+
+    /// Records the end of a live query.
+    async fn end(&self, id: &str, outcome: Result<Done>) {
+        let Some(info) = self.update(id, |i| {
             i.ended_at = Some(now());
             i.statistics.queued_ms =
                 ms_between(&i.submitted_at, i.started_at.as_deref().unwrap_or(""));
@@ -284,106 +391,81 @@ impl QueryService {
         let _ = self.persist(&info).await;
         self.count(&info);
         if let Ok(mut live) = self.live.lock() {
-            live.remove(&id);
+            live.remove(id);
+        }
+        self.ended.send_modify(|n| *n += 1);
+        if self.admission.admitted() <= 1 {
+            crate::alloc::release_idle_memory();
         }
     }
 
-    fn count(&self, info: &QueryInfo) {
-        if let Ok(mut c) = self.counters.lock() {
-            *c.by_state
-                .entry(format!("{:?}", info.state).to_uppercase())
-                .or_default() += 1;
-            c.bytes_scanned += info.statistics.bytes_scanned;
-            c.seconds += info.statistics.elapsed_ms as f64 / 1e3;
-        }
-    }
-
-    /// The query side in the Prometheus text format.
-    pub fn metrics_text(&self) -> String {
-        use crate::metrics::family;
-        let mut out = String::new();
-        let (live, queued) = match self.live.lock() {
-            Ok(l) => (
-                l.len(),
-                l.values().filter(|r| r.info.state == State::Queued).count(),
-            ),
-            Err(_) => (0, 0),
-        };
-        let Ok(c) = self.counters.lock() else {
-            return out;
-        };
-        let states: Vec<(String, f64)> = c
-            .by_state
-            .iter()
-            .map(|(s, n)| (format!("state=\"{s}\""), *n as f64))
-            .collect();
-        family(
-            &mut out,
-            "tributary_queries_total",
-            "counter",
-            "Queries finished since the server started, by final state.",
-            &states,
-        );
-        family(
-            &mut out,
-            "tributary_queries_in_flight",
-            "gauge",
-            "Queries queued or running.",
-            &[(String::new(), live as f64)],
-        );
-        family(
-            &mut out,
-            "tributary_queries_queued",
-            "gauge",
-            "Queries waiting for a concurrency slot.",
-            &[(String::new(), queued as f64)],
-        );
-        family(
-            &mut out,
-            "tributary_query_bytes_scanned_total",
-            "counter",
-            "Bytes of Parquet read by finished queries.",
-            &[(String::new(), c.bytes_scanned as f64)],
-        );
-        family(
-            &mut out,
-            "tributary_query_duration_seconds_sum",
-            "counter",
-            "Running time of finished queries.",
-            &[(String::new(), c.seconds)],
-        );
-        out
-    }
-
-    /// Runs the query and stores its results as an Arrow IPC file.
-    async fn run(&self, id: &str, sql: &str, parameters: &[String]) -> Result<Done> {
+    /// Runs the query, writing its results to their file as they arrive.
+    async fn run(&self, id: &str, sql: &str, params: Params) -> Result<Done> {
         let engine = QueryEngine::open_with(&self.lake, &self.limits).await?;
-        let r = engine.sql_with_literals(sql, parameters).await?;
-        let mut buf = Vec::new();
-        {
-            let mut w = arrow::ipc::writer::FileWriter::try_new(&mut buf, &r.schema)?;
-            // Compacted pieces of ~1 MB: a page read back holds only what it shows.
-            let pieces = crate::query::compact::for_messages(
-                &r.batches,
-                crate::query::compact::MESSAGE_BYTES,
-            )?;
-            for b in &pieces {
-                w.write(b)?;
-            }
-            w.finish()?;
-        }
-        let bytes = buf.len() as u64;
-        let path = self.result_path(id);
-        self.store.put(&path, PutPayload::from(buf)).await?;
+        let values = match params {
+            Params::Literals(l) => engine.bind_literals(sql, &l).await?,
+            Params::Values(v) => (!v.is_empty()).then_some(v),
+        };
+        // A local lake's results are written in place; an S3 lake's are spilled to a local
+        // file and uploaded in parts.
+        let local = match self.lake.local_root() {
+            Some(root) => root
+                .join("_tributary/results")
+                .join(format!("{id}.arrow.part")),
+            None => std::env::temp_dir().join(format!("tributary-result-{id}.arrow")),
+        };
+        let (writer, stats) = engine
+            .run_into(sql, values, ResultWriter::new(local))
+            .await?;
+        let rows = stats.rows;
+        let (file, bytes) = tokio::task::spawn_blocking({
+            let schema = stats.schema.clone();
+            move || writer.finish(&schema)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("result writer: {e}")))??;
+        self.publish(id, &file).await?;
         Ok(Done {
-            rows: r.num_rows() as u64,
-            engine_ms: r.elapsed.as_millis() as u64,
-            bytes_scanned: r.bytes_scanned,
-            files_scanned: r.files_scanned,
-            files_pruned: r.files_pruned,
+            rows,
+            engine_ms: stats.elapsed.as_millis() as u64,
+            bytes_scanned: stats.bytes_scanned,
+            files_scanned: stats.files_scanned,
+            files_pruned: stats.files_pruned,
             result_bytes: bytes,
             location: format!("_tributary/results/{id}.arrow"),
         })
+    }
+
+    /// Moves a finished result file to its place under the lake.
+    async fn publish(&self, id: &str, file: &std::path::Path) -> Result<()> {
+        if let Some(root) = self.lake.local_root() {
+            let to = root.join("_tributary/results").join(format!("{id}.arrow"));
+            return std::fs::rename(file, &to)
+                .map_err(|e| Error::io(format!("cannot store results {}", to.display()), e));
+        }
+        let upload = async {
+            let upload = self.store.put_multipart(&self.result_path(id)).await?;
+            let mut parts = object_store::WriteMultipart::new_with_chunk_size(upload, 8 << 20);
+            let mut f = tokio::fs::File::open(file)
+                .await
+                .map_err(|e| Error::io("result file", e))?;
+            let mut buf = vec![0u8; 8 << 20];
+            loop {
+                let n = tokio::io::AsyncReadExt::read(&mut f, &mut buf)
+                    .await
+                    .map_err(|e| Error::io("result file", e))?;
+                if n == 0 {
+                    break;
+                }
+                parts.wait_for_capacity(2).await?;
+                parts.write(&buf[..n]);
+            }
+            parts.finish().await?;
+            Ok::<_, Error>(())
+        };
+        let r = upload.await;
+        let _ = tokio::fs::remove_file(file).await;
+        r
     }
 
     /// A query's current state: live ones from memory, finished ones from the history.
@@ -435,6 +517,7 @@ impl QueryService {
             Some(info) => {
                 self.persist(&info).await?;
                 self.count(&info);
+                self.ended.send_modify(|n| *n += 1);
                 Ok(Some(info))
             }
             // Finished already: cancelling changes nothing.
@@ -459,8 +542,8 @@ impl QueryService {
         Ok(out)
     }
 
-    /// The results of a successful query (from its output location).
-    pub async fn results(&self, info: &QueryInfo) -> Result<Vec<RecordBatch>> {
+    /// The stored results of a successful query, read a batch at a time.
+    pub async fn results(&self, info: &QueryInfo) -> Result<ResultFile> {
         let Some(loc) = &info.output_location else {
             return Err(Error::Usage(format!(
                 "query {} has no results (state {:?})",
@@ -472,9 +555,15 @@ impl QueryService {
             .next()
             .and_then(|f| f.strip_suffix(".arrow"))
             .unwrap_or(&info.query_id);
-        let bytes = self.store.get(&self.result_path(id)).await?.bytes().await?;
-        let reader =
-            arrow::ipc::reader::FileReader::try_new(std::io::Cursor::new(bytes.to_vec()), None)?;
-        Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
+        match ResultFile::open(self.store.clone(), self.result_path(id)).await {
+            Err(Error::ObjectStore(object_store::Error::NotFound { .. })) => {
+                Err(Error::Usage(format!(
+                    "the results of query {} have expired ([server] results_retention_hours); \
+                     run it again",
+                    info.query_id
+                )))
+            }
+            other => other,
+        }
     }
 }
