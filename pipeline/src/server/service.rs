@@ -188,7 +188,8 @@ impl QueryService {
                 let path = root
                     .join("_tributary/queries")
                     .join(format!("{}.json", info.query_id));
-                let tmp = path.with_extension("json.part");
+                // Unique: a cancel and the query's own end may write the entry at once.
+                let tmp = path.with_extension(format!("json.{}.part", uuid::Uuid::new_v4()));
                 tokio::task::spawn_blocking(move || -> Result<()> {
                     use std::io::Write;
                     let mut f = super::results::owner_only_file(&tmp)?;

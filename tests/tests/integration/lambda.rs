@@ -1,6 +1,7 @@
 //! Lambda handlers run locally (`tributary invoke`): S3 notifications — direct, in SQS, in
 //! SNS-in-SQS — read just the named objects, and a repeated notification adds nothing;
-//! scheduled events run their job once per slot however often they are delivered.
+//! scheduled events run their job once per slot however often they are delivered; Kinesis
+//! batches commit exactly once, and a forged sequence number is refused.
 
 use std::process::{Command, Output};
 
@@ -161,6 +162,14 @@ async fn kinesis_batches_commit_exactly_once_and_report_failures() {
     for r in all {
         by_shard.entry(r.0.clone()).or_default().push(r);
     }
+    // A forged record (a 5,000-digit sequence number) is refused and moves no position:
+    // the real batches below are all written, none skipped as already committed.
+    let shard = by_shard.keys().next().unwrap().clone();
+    let forged = vec![(shard, "9".repeat(5000), b"{}".to_vec())];
+    let (o, _) = invoke(&p, &kinesis_event(&stream, &forged));
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(err.contains("is not a Kinesis sequence number"), "{err}");
     let mut written = 0;
     for recs in by_shard.values() {
         let chunks: Vec<&[(String, String, Vec<u8>)]> = recs.chunks(400).collect();
