@@ -31,6 +31,28 @@ const COMMIT_ID_KEY: &str = "tributary.commit";
 /// before the writer gives up with an error.
 const MAX_REPLACED: u32 = 5;
 
+/// Rounds of deltalake's commit retries (15 attempts each) a commit may lose to other
+/// writers before it fails: four writers on a busy machine with slow acknowledgements lost
+/// all 15 attempts of one round.
+const MAX_CONTENDED: u32 = 8;
+
+/// Whether `e` says other writers won every attempt of a commit (not that it is invalid).
+fn contended(e: &deltalake::DeltaTableError) -> bool {
+    matches!(
+        e,
+        deltalake::DeltaTableError::Transaction {
+            source: deltalake::kernel::transaction::TransactionError::MaxCommitAttempts(_)
+        }
+    )
+}
+
+/// A random wait before contention round `round`: up to 100 ms doubled per round, capped at
+/// 5 s, so that the writers that collided spread out.
+fn backoff(round: u32) -> std::time::Duration {
+    let cap = (100u64 << round.min(6)).min(5_000);
+    std::time::Duration::from_millis(cap / 2 + fastrand::u64(0..=cap / 2))
+}
+
 #[derive(Debug, Clone)]
 pub struct WriterSettings {
     pub target_file_bytes: u64,
@@ -362,6 +384,7 @@ impl TableSink {
             predicate: None,
         };
         let mut attempt = 0;
+        let mut contention = 0;
         let version = loop {
             let read_version = self.table.version();
             let props = CommitProperties::default()
@@ -385,6 +408,16 @@ impl TableSink {
                         Some(v) => {
                             tracing::warn!(table = %self.name, version = v, error = %e, "the commit landed, but its acknowledgement was lost; going on");
                             v
+                        }
+                        // Outraced on every one of deltalake's attempts (many writers, a slow
+                        // store): contention passes, so wait a random while and start over.
+                        None if contended(&e) && contention < MAX_CONTENDED => {
+                            contention += 1;
+                            let wait = backoff(contention);
+                            tracing::warn!(table = %self.name, round = contention, wait_ms = wait.as_millis() as u64, "other writers won every commit attempt; trying again");
+                            tokio::time::sleep(wait).await;
+                            self.table.update_state().await?;
+                            continue;
                         }
                         None => return Err(e.into()),
                     },
