@@ -94,6 +94,8 @@ pub fn release_idle_memory() {
     }
     let (Some(resident), Some(allocated)) = (read(c"stats.resident"), read(c"stats.allocated"))
     else {
+        // jemalloc built without statistics (tikv-jemalloc-sys's `stats` feature).
+        tracing::debug!("no allocator statistics: freed memory is not returned");
         return;
     };
     if resident.saturating_sub(allocated) <= KEEP_IDLE_BYTES {
