@@ -21,18 +21,21 @@ pub struct Server {
     pub flight: String,
 }
 
-impl Server {
-    /// The server process's resident memory, from /proc (Linux).
-    pub fn rss_bytes(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map_or(0, |kb| kb * 1024)
-    }
+/// Hours of work for the query service: a triple self-join of the events table with a
+/// filter that keeps rows rarely (the tests cancel it, or let it time out).
+pub const RUNAWAY: &str = "SELECT count(*) FROM events a, events b, events c WHERE a.total_amount + b.total_amount > c.total_amount";
 
+/// Resident memory of process `pid`, from /proc (Linux); 0 once it is gone.
+pub fn rss_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+impl Server {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -446,7 +446,7 @@ pub async fn table_info(name: &str, table: &DeltaTable) -> Result<TableInfo> {
 }
 
 #[cfg(test)]
-mod name_tests {
+mod tests {
     #[test]
     fn table_names_stay_in_the_lake() {
         for bad in [

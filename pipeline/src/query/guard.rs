@@ -36,19 +36,16 @@ pub fn check_size(sql: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
-struct Depth {
-    now: usize,
-    deepest: usize,
-}
+/// The expression nesting at the visitor's current node.
+struct Depth(usize);
 
 impl Visitor for Depth {
     type Break = ();
 
     fn pre_visit_expr(&mut self, _: &Expr) -> ControlFlow<()> {
-        self.now += 1;
-        self.deepest = self.deepest.max(self.now);
+        self.0 += 1;
         // Stops the walk at once: the visit itself recurses, so it goes no deeper.
-        if self.now > MAX_EXPRESSION_DEPTH {
+        if self.0 > MAX_EXPRESSION_DEPTH {
             ControlFlow::Break(())
         } else {
             ControlFlow::Continue(())
@@ -56,7 +53,7 @@ impl Visitor for Depth {
     }
 
     fn post_visit_expr(&mut self, _: &Expr) -> ControlFlow<()> {
-        self.now -= 1;
+        self.0 -= 1;
         ControlFlow::Continue(())
     }
 }
@@ -79,7 +76,7 @@ pub fn drop_deep(statement: Statement) {
 
 /// Refuses a statement whose expressions nest deeper than [`MAX_EXPRESSION_DEPTH`].
 pub fn check_depth(statement: &Statement) -> Result<()> {
-    let mut depth = Depth { now: 0, deepest: 0 };
+    let mut depth = Depth(0);
     let stopped = match statement {
         Statement::Statement(s) => s.visit(&mut depth).is_break(),
         Statement::Explain(e) => return check_depth(&e.statement),

@@ -64,11 +64,12 @@ pub fn router(service: Arc<QueryService>, token: String) -> Router {
     };
     let api = Router::new()
         .route("/metrics", get(metrics))
-        // SQL text is at most 256 KB (`query::check_size`); the JSON around it, a little more.
-        .layer(axum::extract::DefaultBodyLimit::max(1 << 20))
         .route("/v1/queries", get(list).post(start))
         .route("/v1/queries/{id}", get(status).delete(cancel))
         .route("/v1/queries/{id}/results", get(results))
+        // After the routes, so that it covers them all: SQL text is at most 256 KB
+        // (`query::check_size`); the JSON around it, a little more.
+        .layer(axum::extract::DefaultBodyLimit::max(1 << 20))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state);
     http::hardened(

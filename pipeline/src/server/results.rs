@@ -118,8 +118,8 @@ impl ResultSink for ResultWriter {
 
 impl Drop for ResultWriter {
     fn drop(&mut self) {
-        // A run that failed or was cancelled leaves no partial file behind; a finished one
-        // has been moved away by then.
+        // A run that failed or was cancelled leaves no partial file behind; a finished file
+        // stays, for the service to publish.
         if self.writer.is_some() && !self.finished {
             let _ = std::fs::remove_file(&self.path);
         }

@@ -153,8 +153,8 @@ impl QueryService {
         let (store, history) = lake.meta_store("queries")?;
         let (_, results) = lake.meta_store("results")?;
         if let Some(root) = lake.local_root() {
-            for area in ["queries", "results"] {
-                owner_only_dir(&root.join("_tributary").join(area))?;
+            for area in [&history, &results] {
+                owner_only_dir(&root.join(area.as_ref()))?;
             }
         }
         Ok(Arc::new(Self {
@@ -180,14 +180,17 @@ impl QueryService {
         self.results.clone().join(format!("{id}.arrow").as_str())
     }
 
+    /// Where `path` of the lake's store is on disk, for a local lake (whose store is rooted
+    /// at the lake's folder).
+    fn on_disk(&self, path: &ObjectPath) -> Option<std::path::PathBuf> {
+        self.lake.local_root().map(|root| root.join(path.as_ref()))
+    }
+
     async fn persist(&self, info: &QueryInfo) -> Result<()> {
         let body = serde_json::to_vec(info).map_err(|e| Error::Internal(e.to_string()))?;
-        match self.lake.local_root() {
+        match self.on_disk(&self.info_path(&info.query_id)) {
             // Owner-only from the start: the history holds SQL text and parameters.
-            Some(root) => {
-                let path = root
-                    .join("_tributary/queries")
-                    .join(format!("{}.json", info.query_id));
+            Some(path) => {
                 // Unique: a cancel and the query's own end may write the entry at once.
                 let tmp = path.with_extension(format!("json.{}.part", uuid::Uuid::new_v4()));
                 tokio::task::spawn_blocking(move || -> Result<()> {
@@ -409,10 +412,8 @@ impl QueryService {
         };
         // A local lake's results are written in place; an S3 lake's are spilled to a local
         // file and uploaded in parts.
-        let local = match self.lake.local_root() {
-            Some(root) => root
-                .join("_tributary/results")
-                .join(format!("{id}.arrow.part")),
+        let local = match self.on_disk(&self.result_path(id)) {
+            Some(path) => path.with_extension("arrow.part"),
             None => std::env::temp_dir().join(format!("tributary-result-{id}.arrow")),
         };
         let (writer, stats) = engine
@@ -439,8 +440,7 @@ impl QueryService {
 
     /// Moves a finished result file to its place under the lake.
     async fn publish(&self, id: &str, file: &std::path::Path) -> Result<()> {
-        if let Some(root) = self.lake.local_root() {
-            let to = root.join("_tributary/results").join(format!("{id}.arrow"));
+        if let Some(to) = self.on_disk(&self.result_path(id)) {
             return std::fs::rename(file, &to)
                 .map_err(|e| Error::io(format!("cannot store results {}", to.display()), e));
         }

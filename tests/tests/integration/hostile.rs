@@ -11,11 +11,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tributary_tests::http::request;
-use tributary_tests::serve::{Server, TOKEN, call, python_driver, serve, start, wait};
+use tributary_tests::serve::{
+    RUNAWAY, Server, TOKEN, call, python_driver, rss_bytes, serve, start, wait,
+};
 use tributary_tests::{TempProject, cli, output_text};
-
-/// Hours of work: a triple self-join over 2,000 rows with a filter that keeps rows rarely.
-const RUNAWAY: &str = "SELECT count(*) FROM events a, events b, events c WHERE a.total_amount + b.total_amount > c.total_amount";
 
 fn chain(op: &str, term: &str, n: usize) -> String {
     vec![term; n].join(op)
@@ -80,13 +79,7 @@ impl Watch {
                     let r = request(&addr, "GET", "/health", None, None);
                     assert_eq!(r.status, 200);
                     slowest_ms.fetch_max(t.elapsed().as_millis() as u64, Ordering::Relaxed);
-                    let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
-                        .unwrap_or_default()
-                        .lines()
-                        .find_map(|l| l.strip_prefix("VmRSS:"))
-                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                        .unwrap_or(0);
-                    peak_rss.fetch_max(rss * 1024, Ordering::Relaxed);
+                    peak_rss.fetch_max(rss_bytes(pid), Ordering::Relaxed);
                     std::thread::sleep(Duration::from_millis(100));
                 }
             }

@@ -7,10 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tributary_tests::http::request;
-use tributary_tests::serve::{TOKEN, call, python_driver, serve, start, wait};
+use tributary_tests::serve::{RUNAWAY, TOKEN, call, python_driver, serve, start, wait};
 use tributary_tests::{TempProject, tributary_bin};
-
-const RUNAWAY: &str = "SELECT count(*) FROM events a, events b, events c WHERE a.total_amount + b.total_amount > c.total_amount";
 
 fn project() -> TempProject {
     let p = TempProject::new(

@@ -259,7 +259,6 @@ impl Staging {
         self.path("out", &format!("{seq:020}.dlq.arrow"))
     }
 
-    /// Sequence numbers of the complete segments in `dir` (`raw` or `out`), in order.
     /// `list`, through an outage of the staging store: a transient failure is logged and
     /// waited out (half a second) and answers `None`, so the stage retries and restarts its
     /// idle window instead of failing or taking the outage for idleness.
@@ -279,6 +278,7 @@ impl Staging {
         }
     }
 
+    /// Sequence numbers of the complete segments in `dir` (`raw` or `out`), in order.
     pub async fn list(&self, dir: &str) -> Result<BTreeMap<u64, ObjectPath>> {
         let prefix = self.root.clone().join(dir);
         let objects: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
