@@ -97,3 +97,5 @@ cargo test --workspace 2>&1 | tee "$log"
 awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, i }' "$log"
 echo "== fuzz (smoke: fixed seed and run counts; scripts/fuzz.sh SECONDS explores longer)"
 bash "$root/scripts/fuzz.sh" smoke
+echo "== Trino conformance (tests/tests/integration/trino.rs; docs/sql.md)"
+cat "$CARGO_TARGET_DIR/trino-conformance.txt" 2>/dev/null || echo "(no report: the conformance test did not run)"

@@ -2,6 +2,7 @@
 //! shared benchmark generator, the `tributary` binary, and independent answer checks.
 
 pub mod aws;
+pub mod conformance;
 pub mod crash;
 pub mod fault;
 pub mod http;

@@ -25,4 +25,5 @@ mod integration {
     mod s3;
     mod server;
     mod stages;
+    mod trino;
 }

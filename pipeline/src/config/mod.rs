@@ -335,6 +335,8 @@ impl Config {
                     .then(|| raw.query.max_scanned_mb.saturating_mul(1 << 20)),
                 partitions: None,
                 pool: None,
+                dialect: Default::default(),
+                time_zone: None,
             },
             server,
             scheduler: SchedulerConfig {

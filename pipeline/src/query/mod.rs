@@ -1,7 +1,6 @@
 //! SQL over the lake: every Delta table in the lake registered by name in one DataFusion
 //! session (partition pruning and file statistics via the Delta table provider).
 
-mod athena;
 pub mod compact;
 mod coop;
 mod flatten;
@@ -14,6 +13,7 @@ mod sink;
 mod table;
 mod topk;
 mod travel;
+pub mod trino;
 mod unnest;
 
 use std::sync::Arc;
@@ -46,6 +46,10 @@ pub struct QueryLimits {
     /// One pool that every query of a server shares (`memory_pool`), so that concurrent
     /// queries together stay within `memory_bytes`; `None`: a pool per query.
     pub pool: Option<Arc<dyn datafusion::execution::memory_pool::MemoryPool>>,
+    /// The SQL dialect queries are read in (Trino's by default, as Athena's).
+    pub dialect: trino::Dialect,
+    /// The session time zone (default UTC, as Athena's), e.g. `Europe/Paris` or `+02:00`.
+    pub time_zone: Option<String>,
 }
 
 impl QueryLimits {
@@ -230,8 +234,12 @@ impl QueryEngine {
         if let Some(n) = limits.partitions {
             config = config.with_target_partitions(n.max(1));
         }
+        if let Some(tz) = &limits.time_zone {
+            config.options_mut().execution.time_zone = Some(tz.clone());
+        }
+        let config = trino::configure(config, limits.dialect);
         let ctx = SessionContext::new_with_state(session_state(config, rt.build_arc()?));
-        athena::register(&ctx);
+        trino::register(&ctx, limits.dialect);
         for (name, by_time) in [("table_version", false), ("table_at", true)] {
             ctx.register_udtf(
                 name,
@@ -591,13 +599,17 @@ async fn plan_sql(
     ctx: &SessionContext,
     sql: &str,
 ) -> datafusion::common::Result<datafusion::prelude::DataFrame> {
+    let trino_dialect = trino::Dialect::of(&ctx.state()) == trino::Dialect::Trino;
     guard::check_size(sql).map_err(datafusion::error::DataFusionError::Plan)?;
     let state = ctx.state();
     let dialect = state.config().options().sql_parser.dialect;
-    let statement = state.sql_to_statement(sql, &dialect)?;
+    let mut statement = state.sql_to_statement(sql, &dialect)?;
     if let Err(e) = guard::check_depth(&statement) {
         guard::drop_deep(statement);
         return Err(e);
+    }
+    if trino_dialect && let datafusion::sql::parser::Statement::Statement(s) = &mut statement {
+        trino::rewrite(s).map_err(datafusion::error::DataFusionError::Plan)?;
     }
     let plan = state.statement_to_plan(statement).await?;
     read_only().verify_plan(&plan)?;

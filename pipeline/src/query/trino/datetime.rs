@@ -1,4 +1,4 @@
-//! Athena/Trino functions DataFusion lacks or spells differently, so the same query text
+//! Trino date and time functions DataFusion lacks or spells differently, so the same query text
 //! runs on Athena and here: `date_parse`, `from_iso8601_timestamp`, `date_add`,
 //! `date_diff`, `element_at` (arrays, 1-based, negative from the end, NULL out of range;
 //! maps by key) and `approx_percentile`. (`date_trunc`, `regexp_like`, `cardinality` are

@@ -1,0 +1,127 @@
+//! Trino forms rewritten in the parsed statement, before DataFusion plans it.
+//!
+//! - `1.5E0`: a DOUBLE in Trino (only literals without an exponent are DECIMAL).
+//! - `IF(c, a [, b])`: `CASE WHEN c THEN a [ELSE b] END`.
+//! - `CAST(x AS CHAR(n))`: refused (no type with CHAR's padding semantics).
+//! - `a IS [NOT] DISTINCT FROM b OR c`: sqlparser binds the comparison looser than
+//!   `AND`/`OR`; Trino (and the SQL standard) bind it like `=`.
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
+use datafusion::sql::sqlparser::ast::{
+    BinaryOperator, CaseWhen, CastKind, DataType as SqlType, Expr, FunctionArg, FunctionArgExpr,
+    FunctionArguments, Statement, Value, visit_expressions_mut,
+};
+use datafusion::sql::sqlparser::tokenizer::Span;
+
+/// Rewrites `statement` in place, or says which Trino form is not supported.
+pub fn rewrite(statement: &mut Statement) -> Result<(), String> {
+    let flow = visit_expressions_mut(statement, |e| {
+        if let Expr::Cast { data_type, .. } = e
+            && let Some(why) = unsupported_type(data_type)
+        {
+            return ControlFlow::Break(why);
+        }
+        rewrite_expr(e);
+        ControlFlow::Continue(())
+    });
+    match flow {
+        ControlFlow::Break(why) => Err(why),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+/// Trino types whose semantics DataFusion has no type for: refused rather than read as
+/// another type that answers differently.
+fn unsupported_type(t: &SqlType) -> Option<String> {
+    match t {
+        SqlType::Char(_) | SqlType::Character(_) => Some(format!(
+            "CAST to {t} is not supported: Trino's CHAR(n) pads with blanks and compares \
+             without them, which Arrow has no type for; use VARCHAR"
+        )),
+        _ => None,
+    }
+}
+
+fn rewrite_expr(e: &mut Expr) {
+    match e {
+        Expr::Value(v) => {
+            if let Value::Number(n, _) = &v.value
+                && n.contains(['e', 'E'])
+            {
+                *e = Expr::Cast {
+                    kind: CastKind::Cast,
+                    expr: Box::new(Expr::Value(
+                        Value::SingleQuotedString(n.clone()).with_span(Span::empty()),
+                    )),
+                    data_type: SqlType::Double(
+                        datafusion::sql::sqlparser::ast::ExactNumberInfo::None,
+                    ),
+                    array: false,
+                    format: None,
+                };
+            }
+        }
+        Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("if") => {
+            let FunctionArguments::List(list) = &f.args else {
+                return;
+            };
+            let args: Vec<Expr> = list
+                .args
+                .iter()
+                .filter_map(|a| match a {
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => Some(x.clone()),
+                    _ => None,
+                })
+                .collect();
+            if args.len() != list.args.len() || !(2..=3).contains(&args.len()) {
+                return;
+            }
+            let mut args = args.into_iter();
+            let (Some(condition), Some(result)) = (args.next(), args.next()) else {
+                return;
+            };
+            *e = Expr::Case {
+                case_token: AttachedToken::empty(),
+                end_token: AttachedToken::empty(),
+                operand: None,
+                conditions: vec![CaseWhen { condition, result }],
+                else_result: args.next().map(Box::new),
+            };
+        }
+        Expr::IsDistinctFrom(_, b) | Expr::IsNotDistinctFrom(_, b)
+            if matches!(
+                b.as_ref(),
+                Expr::BinaryOp {
+                    op: BinaryOperator::Or | BinaryOperator::And,
+                    ..
+                }
+            ) =>
+        {
+            // `a IS DISTINCT FROM b OR c` parsed as `a IS DISTINCT FROM (b OR c)`: an
+            // unparenthesised boolean operator on the right belongs above the comparison.
+            let placeholder = Expr::Value(Value::Null.with_span(Span::empty()));
+            let (negated, a, b) = match std::mem::replace(e, placeholder) {
+                Expr::IsDistinctFrom(a, b) => (false, a, b),
+                Expr::IsNotDistinctFrom(a, b) => (true, a, b),
+                _ => return,
+            };
+            let Expr::BinaryOp { left, op, right } = *b else {
+                return;
+            };
+            let mut cmp = if negated {
+                Expr::IsNotDistinctFrom(a, left)
+            } else {
+                Expr::IsDistinctFrom(a, left)
+            };
+            rewrite_expr(&mut cmp);
+            *e = Expr::BinaryOp {
+                left: Box::new(cmp),
+                op,
+                right,
+            };
+        }
+        _ => {}
+    }
+}

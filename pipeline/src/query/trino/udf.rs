@@ -1,0 +1,155 @@
+//! A scalar function from plain parts: its name, how its arguments are coerced, its return
+//! type, and a kernel over whole argument arrays. The Trino functions are written this way
+//! so each is one small kernel, not one trait implementation.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, StringArray};
+use arrow::datatypes::DataType;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+
+pub type Coerce = fn(&[DataType]) -> Result<Vec<DataType>>;
+pub type Returns = fn(&[DataType]) -> Result<DataType>;
+pub type Kernel = fn(&[ArrayRef], usize, &ConfigOptions) -> Result<ArrayRef>;
+
+#[derive(Debug)]
+pub struct Udf {
+    name: &'static str,
+    aliases: Vec<String>,
+    signature: Signature,
+    coerce: Coerce,
+    returns: Returns,
+    kernel: Kernel,
+}
+
+// One function per name: the name is its identity.
+impl PartialEq for Udf {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+impl Eq for Udf {}
+impl std::hash::Hash for Udf {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+/// A function `name` (and `aliases`) taking the arguments `coerce` accepts.
+pub fn udf(name: &'static str, coerce: Coerce, returns: Returns, kernel: Kernel) -> ScalarUDF {
+    ScalarUDF::from(Udf {
+        name,
+        aliases: Vec::new(),
+        signature: Signature::user_defined(Volatility::Immutable),
+        coerce,
+        returns,
+        kernel,
+    })
+}
+
+impl ScalarUDFImpl for Udf {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn aliases(&self) -> &[String] {
+        &self.aliases
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn coerce_types(&self, t: &[DataType]) -> Result<Vec<DataType>> {
+        (self.coerce)(t)
+    }
+    fn return_type(&self, t: &[DataType]) -> Result<DataType> {
+        (self.returns)(t)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let rows = if scalar { 1 } else { args.number_rows };
+        let arrays: Vec<ArrayRef> = args
+            .args
+            .iter()
+            .map(|a| a.to_array(rows))
+            .collect::<Result<_>>()?;
+        let out = (self.kernel)(&arrays, rows, &args.config_options)?;
+        if out.data_type() != args.return_field.data_type() {
+            return exec_err!(
+                "{} returned {}, not {}",
+                self.name,
+                out.data_type(),
+                args.return_field.data_type()
+            );
+        }
+        Ok(if scalar {
+            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+        } else {
+            ColumnarValue::Array(out)
+        })
+    }
+}
+
+// ---------------------------------------------------------------- argument shapes
+
+/// Whether `t` is a string type (or NULL, which coerces to one).
+pub fn stringy(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null
+    )
+}
+
+pub fn integral(t: &DataType) -> bool {
+    t.is_integer() || t.is_null()
+}
+
+/// `n` string arguments, or `min..=max` of them.
+pub fn strings(t: &[DataType], min: usize, max: usize, name: &str) -> Result<Vec<DataType>> {
+    if t.len() < min || t.len() > max || !t.iter().all(stringy) {
+        return plan_err!(
+            "{name} takes {min} to {max} varchar arguments, not ({})",
+            list(t)
+        );
+    }
+    Ok(vec![DataType::Utf8; t.len()])
+}
+
+pub fn list(t: &[DataType]) -> String {
+    t.iter()
+        .map(|t| t.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn utf8(_: &[DataType]) -> Result<DataType> {
+    Ok(DataType::Utf8)
+}
+pub fn int64(_: &[DataType]) -> Result<DataType> {
+    Ok(DataType::Int64)
+}
+pub fn utf8_list(_: &[DataType]) -> Result<DataType> {
+    Ok(DataType::new_list(DataType::Utf8, true))
+}
+
+/// A Utf8 argument (coerced to Utf8 by the function's `coerce`).
+pub fn str_arg(a: &ArrayRef) -> Result<&StringArray> {
+    match a.as_string_opt::<i32>() {
+        Some(s) => Ok(s),
+        None => exec_err!("expected a varchar argument, got {}", a.data_type()),
+    }
+}
+
+/// An Int64 argument.
+pub fn i64_arg(a: &ArrayRef) -> Result<ArrayRef> {
+    Ok(arrow::compute::cast(a, &DataType::Int64)?)
+}
+
+pub fn arc<A: Array + 'static>(a: A) -> ArrayRef {
+    Arc::new(a)
+}
