@@ -1,5 +1,5 @@
 //! Trino date and time functions DataFusion lacks or spells differently, so the same query text
-//! runs on Athena and here: `date_parse`, `from_iso8601_timestamp`, `date_add`,
+//! runs on Athena and here: `from_iso8601_timestamp`, `date_add`,
 //! `date_diff`, `element_at` (arrays, 1-based, negative from the end, NULL out of range;
 //! maps by key) and `approx_percentile`. (`date_trunc`, `regexp_like`, `cardinality` are
 //! DataFusion's own.)
@@ -18,9 +18,9 @@ use datafusion::prelude::SessionContext;
 /// Registers the functions in `ctx`.
 pub fn register(ctx: &SessionContext) {
     for f in [
-        ScalarUDF::from(Fun::new("date_parse")),
         ScalarUDF::from(Fun::new("from_iso8601_timestamp")),
-        ScalarUDF::from(Fun::new("date_add")),
+        super::keepdate::keep_date(Arc::new(ScalarUDF::from(Fun::new("date_add"))), 2),
+        super::keepdate::keep_date(datafusion::functions::datetime::date_trunc(), 1),
         ScalarUDF::from(Fun::new("date_diff")),
         ScalarUDF::from(Fun::new("element_at")),
     ] {
@@ -66,7 +66,6 @@ impl ScalarUDFImpl for Fun {
     fn coerce_types(&self, t: &[DataType]) -> Result<Vec<DataType>> {
         let n = t.len();
         match (self.name, n) {
-            ("date_parse", 2) => Ok(vec![DataType::Utf8, DataType::Utf8]),
             ("from_iso8601_timestamp", 1) => Ok(vec![DataType::Utf8]),
             ("date_add", 3) => Ok(vec![DataType::Utf8, DataType::Int64, ts_like(&t[2])]),
             ("date_diff", 3) => Ok(vec![DataType::Utf8, ts_like(&t[1]), ts_like(&t[2])]),
@@ -83,7 +82,6 @@ impl ScalarUDFImpl for Fun {
 
     fn return_type(&self, t: &[DataType]) -> Result<DataType> {
         Ok(match self.name {
-            "date_parse" => TS,
             "from_iso8601_timestamp" => {
                 DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
             }
@@ -113,31 +111,6 @@ impl ScalarUDFImpl for Fun {
             .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let out: ArrayRef = match self.name {
-            "date_parse" => {
-                let (s, f) = (arrays[0].as_string::<i32>(), arrays[1].as_string::<i32>());
-                let v: Vec<Option<i64>> = (0..s.len())
-                    .map(|i| {
-                        if s.is_null(i) || f.is_null(i) {
-                            return Ok(None);
-                        }
-                        let fmt = mysql_to_chrono(f.value(i));
-                        NaiveDateTime::parse_from_str(s.value(i), &fmt)
-                            .or_else(|_| {
-                                chrono::NaiveDate::parse_from_str(s.value(i), &fmt)
-                                    .map(|d| d.and_time(chrono::NaiveTime::MIN))
-                            })
-                            .map(|t| Some(t.and_utc().timestamp_micros()))
-                            .or_else(|e| {
-                                exec_err!(
-                                    "date_parse: `{}` does not match `{}`: {e}",
-                                    s.value(i),
-                                    f.value(i)
-                                )
-                            })
-                    })
-                    .collect::<Result<_>>()?;
-                Arc::new(TimestampMicrosecondArray::from(v))
-            }
             "from_iso8601_timestamp" => {
                 let s = arrays[0].as_string::<i32>();
                 let v: Vec<Option<i64>> = (0..s.len())
@@ -234,53 +207,6 @@ fn element_at(args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         });
     }
     array_element_udf().invoke_with_args(args)
-}
-
-/// MySQL-style format (Athena's date_parse) → chrono's.
-fn mysql_to_chrono(f: &str) -> String {
-    let mut out = String::with_capacity(f.len() + 4);
-    let mut it = f.chars();
-    while let Some(c) = it.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        let Some(d) = it.next() else {
-            out.push('%');
-            break;
-        };
-        out.push_str(match d {
-            'i' => "%M",
-            's' | 'S' => "%S",
-            'h' | 'I' => "%I",
-            'k' => "%k",
-            'l' => "%l",
-            'T' => "%H:%M:%S",
-            'r' => "%I:%M:%S %p",
-            'f' => "%6f",
-            'c' => "%m",
-            'e' => "%e",
-            'W' => "%A",
-            'a' => "%a",
-            'b' => "%b",
-            'M' => "%B",
-            'D' => "%e",
-            'p' => "%p",
-            'y' => "%y",
-            'Y' => "%Y",
-            'm' => "%m",
-            'd' => "%d",
-            'H' => "%H",
-            'j' => "%j",
-            '%' => "%%",
-            _ => {
-                out.push('%');
-                out.push(d);
-                continue;
-            }
-        });
-    }
-    out
 }
 
 fn parse_iso8601(s: &str) -> Option<i64> {
@@ -426,7 +352,13 @@ mod tests {
             .unwrap(),
             -2
         );
-        assert_eq!(mysql_to_chrono("%Y-%m-%d %H:%i:%s"), "%Y-%m-%d %H:%M:%S");
+        let t = super::super::mysqlfmt::parse("2013-05-17 12:35:10", "%Y-%m-%d %h:%i:%s").unwrap();
+        assert_eq!(t.to_string(), "2013-05-17 00:35:10");
+        assert_eq!(
+            super::super::mysqlfmt::format(&t, "%W %e %M %Y %r %%").unwrap(),
+            "Friday 17 May 2013 12:35:10 AM %"
+        );
+        assert!(super::super::mysqlfmt::parse("2013-05-17", "%Y-%m-%d %H").is_err());
         assert!(add("fortnight", 1, 0).is_err());
     }
 }

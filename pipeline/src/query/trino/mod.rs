@@ -5,11 +5,17 @@
 //! differently. `docs/sql.md` lists every Trino function and where it stands, measured by
 //! Trino's own function tests (`tests/sql/trino/`).
 
+mod dateparts;
 mod datetime;
+mod json;
+mod keepdate;
+mod math;
+mod mysqlfmt;
 mod regexp;
 mod rewrite;
 mod strings;
 mod udf;
+mod url;
 
 pub use rewrite::rewrite;
 
@@ -88,7 +94,16 @@ pub fn register(ctx: &SessionContext, dialect: Dialect) {
         return;
     }
     datetime::register(ctx);
-    for f in strings::functions().into_iter().chain(regexp::functions()) {
+    let functions = [
+        strings::functions(),
+        regexp::functions(),
+        json::functions(),
+        url::functions(),
+        dateparts::functions(),
+        mysqlfmt::functions(),
+        math::functions(),
+    ];
+    for f in functions.into_iter().flatten() {
         ctx.register_udf(f);
     }
 }

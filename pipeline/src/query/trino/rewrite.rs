@@ -2,6 +2,7 @@
 //!
 //! - `1.5E0`: a DOUBLE in Trino (only literals without an exponent are DECIMAL).
 //! - `IF(c, a [, b])`: `CASE WHEN c THEN a [ELSE b] END`.
+//! - `TIMESTAMP '… +02:00'` (a zone in the literal): refused, as DataFusion drops the zone.
 //! - `CAST(x AS CHAR(n))`: refused (no type with CHAR's padding semantics).
 //! - `a IS [NOT] DISTINCT FROM b OR c`: sqlparser binds the comparison looser than
 //!   `AND`/`OR`; Trino (and the SQL standard) bind it like `=`.
@@ -22,6 +23,18 @@ pub fn rewrite(statement: &mut Statement) -> Result<(), String> {
             && let Some(why) = unsupported_type(data_type)
         {
             return ControlFlow::Break(why);
+        }
+        // TIMESTAMP '… +07:09' / '… Europe/Paris': DataFusion reads the zone and drops it
+        // (the time moves to UTC), which would answer differently: refused.
+        if let Expr::TypedString(ts) = e
+            && matches!(ts.data_type, SqlType::Timestamp(..))
+            && zoned_literal(&ts.value.value.to_string())
+        {
+            return ControlFlow::Break(format!(
+                "TIMESTAMP {} with a time zone is not supported: use \
+                 from_iso8601_timestamp('…')",
+                ts.value.value
+            ));
         }
         rewrite_expr(e);
         ControlFlow::Continue(())
@@ -44,6 +57,54 @@ fn unsupported_type(t: &SqlType) -> Option<String> {
     }
 }
 
+/// Whether a TIMESTAMP literal's text ends in a zone (`+07:09`, `Z`, `UTC`, `Asia/Tokyo`).
+fn zoned_literal(text: &str) -> bool {
+    let t = text.trim_matches('\'').trim();
+    let Some((_, last)) = t.rsplit_once(' ') else {
+        return t.ends_with('Z');
+    };
+    last.starts_with(['+', '-'])
+        || last.chars().any(|c| c.is_ascii_alphabetic())
+        || t.ends_with('Z')
+}
+
+/// A function's arguments when all are plain expressions.
+fn plain_args(args: &FunctionArguments) -> Option<Vec<Expr>> {
+    let FunctionArguments::List(list) = args else {
+        return None;
+    };
+    list.args
+        .iter()
+        .map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => Some(x.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn call(name: &str, args: Vec<Expr>) -> Expr {
+    use datafusion::sql::sqlparser::ast::{
+        Function, FunctionArgumentList, Ident, ObjectName, ObjectNamePart,
+    };
+    Expr::Function(Function {
+        name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new(name))]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args
+                .into_iter()
+                .map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a)))
+                .collect(),
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
+}
+
 fn rewrite_expr(e: &mut Expr) {
     match e {
         Expr::Value(v) => {
@@ -62,6 +123,43 @@ fn rewrite_expr(e: &mut Expr) {
                     format: None,
                 };
             }
+        }
+        // JSON '…' is the text parsed as JSON (Trino's JSON values are JSON text here).
+        Expr::TypedString(ts) if matches!(ts.data_type, SqlType::JSON) => {
+            let text = Expr::Value(ts.value.clone());
+            *e = call("json_parse", vec![text]);
+        }
+        // least/greatest are NULL when any argument is (DataFusion's skip NULLs).
+        Expr::Function(f)
+            if ["least", "greatest"]
+                .iter()
+                .any(|n| f.name.to_string().eq_ignore_ascii_case(n)) =>
+        {
+            let Some(args) = plain_args(&f.args) else {
+                return;
+            };
+            let any_null = args
+                .iter()
+                .map(|a| Expr::IsNull(Box::new(a.clone())))
+                .reduce(|a, b| Expr::BinaryOp {
+                    left: Box::new(a),
+                    op: BinaryOperator::Or,
+                    right: Box::new(b),
+                });
+            let Some(any_null) = any_null else {
+                return;
+            };
+            let original = e.clone();
+            *e = Expr::Case {
+                case_token: AttachedToken::empty(),
+                end_token: AttachedToken::empty(),
+                operand: None,
+                conditions: vec![CaseWhen {
+                    condition: any_null,
+                    result: Expr::Value(Value::Null.with_span(Span::empty())),
+                }],
+                else_result: Some(Box::new(original)),
+            };
         }
         Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("if") => {
             let FunctionArguments::List(list) = &f.args else {
