@@ -500,3 +500,61 @@ pub fn write_report(text: &str) {
     }
     let _ = std::fs::write(Path::new(&p), text);
 }
+
+/// Per Trino function: whether queries can call it, and how its cases fare
+/// (pass, not pass, of which wrong or a different type).
+#[derive(Default)]
+pub struct FunctionTally {
+    pub cases: usize,
+    pub pass: usize,
+    pub different: usize,
+}
+
+/// The function a case's SQL calls first (`round(…)` → `round`), if it starts with a call.
+pub fn called(sql: &str) -> Option<String> {
+    let name: String = sql
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    let rest = sql.trim_start()[name.len()..].trim_start();
+    (!name.is_empty() && rest.starts_with('(')).then(|| name.to_ascii_lowercase())
+}
+
+/// docs/sql.md's compatibility matrix: every function of Trino's list
+/// (tests/sql/trino/functions.txt) with where it stands here.
+pub fn matrix(
+    known: &std::collections::BTreeSet<String>,
+    tally: &BTreeMap<String, FunctionTally>,
+) -> String {
+    let list = std::fs::read_to_string(cases_dir().join("functions.txt")).unwrap_or_default();
+    let mut out = String::from("| function | here | Trino's cases passed |\n|---|---|---|\n");
+    for name in list.lines().filter(|l| !l.trim().is_empty()) {
+        let lower = name.to_ascii_lowercase();
+        let t = tally.get(&lower);
+        let here = match (known.contains(&lower), t) {
+            (false, _) => "unsupported",
+            (true, Some(t)) if t.different > 0 => "different",
+            (true, Some(t)) if t.pass < t.cases => "partial",
+            (true, _) => "supported",
+        };
+        let cases = t.map_or("–".to_string(), |t| format!("{}/{}", t.pass, t.cases));
+        out.push_str(&format!("| `{name}` | {here} | {cases} |\n"));
+    }
+    out
+}
+
+/// Replaces the text between `<!-- begin NAME -->` and `<!-- end NAME -->` in docs/sql.md.
+pub fn write_doc_section(name: &str, text: &str) {
+    let path = crate::repo_root().join("docs/sql.md");
+    let doc = std::fs::read_to_string(&path).unwrap_or_default();
+    let (begin, end) = (
+        format!("<!-- begin {name} -->\n"),
+        format!("<!-- end {name} -->"),
+    );
+    let (Some(a), Some(b)) = (doc.find(&begin), doc.find(&end)) else {
+        return;
+    };
+    let updated = format!("{}{begin}{text}{}", &doc[..a], &doc[b..]);
+    std::fs::write(path, updated).unwrap();
+}

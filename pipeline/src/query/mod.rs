@@ -320,6 +320,30 @@ impl QueryEngine {
         &self.ctx
     }
 
+    /// Every function name (and alias) queries can call, in lower case.
+    pub fn function_names(&self) -> std::collections::BTreeSet<String> {
+        let state = self.ctx.state();
+        let scalar = state
+            .scalar_functions()
+            .values()
+            .flat_map(|f| std::iter::once(f.name()).chain(f.aliases().iter().map(|s| s.as_str())))
+            .map(str::to_string)
+            .collect::<Vec<_>>();
+        let aggregate = state
+            .aggregate_functions()
+            .values()
+            .flat_map(|f| std::iter::once(f.name()).chain(f.aliases().iter().map(|s| s.as_str())))
+            .map(str::to_string)
+            .collect::<Vec<_>>();
+        let window = state.window_functions().keys().cloned().collect::<Vec<_>>();
+        scalar
+            .into_iter()
+            .chain(aggregate)
+            .chain(window)
+            .map(|n| n.to_ascii_lowercase())
+            .collect()
+    }
+
     pub fn tables(&self) -> &[String] {
         &self.tables
     }

@@ -25,12 +25,20 @@ async fn trino_function_tests_pass_or_fail_cleanly() {
     let bless = std::env::var_os("TRIBUTARY_BLESS").is_some();
     let mut tally = conformance::Tally::new();
     let mut worse = Vec::new();
+    let mut by_function: std::collections::BTreeMap<String, conformance::FunctionTally> =
+        Default::default();
     for (class, mut cases) in conformance::load() {
         let t = tally.entry(class.clone()).or_default();
         for case in cases.iter_mut() {
             let (outcome, why) = conformance::judge(&engine, case).await;
             t[0] += 1;
             t[1 + outcome as usize] += 1;
+            if let Some(f) = conformance::called(case["sql"].as_str().unwrap_or("")) {
+                let ft = by_function.entry(f).or_default();
+                ft.cases += 1;
+                ft.pass += usize::from(outcome == Outcome::Pass);
+                ft.different += usize::from(outcome >= Outcome::Type);
+            }
             let allowed = Outcome::allowed(case["status"].as_str());
             if bless {
                 let o = case.as_object_mut().unwrap();
@@ -55,6 +63,11 @@ async fn trino_function_tests_pass_or_fail_cleanly() {
     }
     let report = conformance::report(&tally);
     conformance::write_report(&report);
+    if bless {
+        conformance::write_doc_section("report", &format!("```text\n{report}```\n"));
+        let known = engine.function_names();
+        conformance::write_doc_section("matrix", &conformance::matrix(&known, &by_function));
+    }
     eprintln!("{report}");
     assert!(
         worse.is_empty(),

@@ -70,10 +70,13 @@ impl ScalarUDFImpl for KeepDate {
         Ok(out)
     }
     fn return_type(&self, t: &[DataType]) -> Result<DataType> {
-        if t.get(self.at).is_some_and(is_date) {
-            return Ok(DataType::Date32);
+        // Both wrapped functions answer in their date-time argument's type (DataFusion's
+        // date_trunc computes its type from the arguments' fields, not from return_type).
+        match t.get(self.at) {
+            Some(d) if is_date(d) => Ok(DataType::Date32),
+            Some(other) => Ok(other.clone()),
+            None => plan_err!("{} takes {} arguments", self.name(), self.at + 1),
         }
-        self.inner.return_type(t)
     }
     fn invoke_with_args(&self, mut args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         if !args

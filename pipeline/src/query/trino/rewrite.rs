@@ -2,7 +2,8 @@
 //!
 //! - `1.5E0`: a DOUBLE in Trino (only literals without an exponent are DECIMAL).
 //! - `IF(c, a [, b])`: `CASE WHEN c THEN a [ELSE b] END`.
-//! - `TIMESTAMP '… +02:00'` (a zone in the literal): refused, as DataFusion drops the zone.
+//! - `TIMESTAMP '… +02:00'` (a zone other than UTC in the literal): refused, as DataFusion
+//!   moves the time to UTC and drops the zone.
 //! - `CAST(x AS CHAR(n))`: refused (no type with CHAR's padding semantics).
 //! - `a IS [NOT] DISTINCT FROM b OR c`: sqlparser binds the comparison looser than
 //!   `AND`/`OR`; Trino (and the SQL standard) bind it like `=`.
@@ -57,15 +58,22 @@ fn unsupported_type(t: &SqlType) -> Option<String> {
     }
 }
 
-/// Whether a TIMESTAMP literal's text ends in a zone (`+07:09`, `Z`, `UTC`, `Asia/Tokyo`).
+/// Whether a TIMESTAMP literal's text ends in a zone other than UTC (`+07:09`,
+/// `Asia/Tokyo`). UTC (`Z`, `UTC`, `+00:00`) is the session's zone: read as written.
 fn zoned_literal(text: &str) -> bool {
     let t = text.trim_matches('\'').trim();
+    let utc = [
+        "Z", " UTC", " Z", "+00:00", "+00", " +00:00", "-00:00", "+0000",
+    ];
+    if utc.iter().any(|u| t.ends_with(u)) {
+        return false;
+    }
     let Some((_, last)) = t.rsplit_once(' ') else {
-        return t.ends_with('Z');
+        // `2024-06-04T00:00:00+02:00`
+        return t.rfind(['+']).is_some_and(|i| i > 10)
+            || t.get(10..).is_some_and(|time| time.rfind('-').is_some());
     };
-    last.starts_with(['+', '-'])
-        || last.chars().any(|c| c.is_ascii_alphabetic())
-        || t.ends_with('Z')
+    last.starts_with(['+', '-']) || last.chars().any(|c| c.is_ascii_alphabetic())
 }
 
 /// A function's arguments when all are plain expressions.
