@@ -8,6 +8,7 @@ mod integration {
     mod crash;
     mod demo;
     mod deploy;
+    mod dialect;
     mod evolution;
     mod faults;
     mod flight_messages;

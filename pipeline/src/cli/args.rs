@@ -110,11 +110,17 @@ pub enum Command {
         /// Print rows, bytes scanned and time on stderr.
         #[arg(long)]
         stats: bool,
+        /// Read the SQL as `trino` (Athena's) or `datafusion` (default: query.dialect).
+        #[arg(long, value_parser = parse_dialect)]
+        dialect: Option<crate::query::trino::Dialect>,
     },
     /// Interactive SQL over the lake (history, multi-line, \\d); runs stdin if piped.
     Sql {
         #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
+        /// Read the SQL as `trino` (Athena's) or `datafusion` (default: query.dialect).
+        #[arg(long, value_parser = parse_dialect)]
+        dialect: Option<crate::query::trino::Dialect>,
     },
     /// Serve the query API over HTTP (Athena-shaped; bearer token from [server] or
     /// TRIBUTARY_TOKEN).
@@ -260,4 +266,8 @@ pub enum SchemaCommand {
         #[arg(long, default_value_t = 10_000)]
         sample: usize,
     },
+}
+
+fn parse_dialect(s: &str) -> Result<crate::query::trino::Dialect, String> {
+    s.parse()
 }

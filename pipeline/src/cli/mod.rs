@@ -115,8 +115,12 @@ pub async fn execute(cli: Cli) -> Result<i32> {
             timeout,
             max_scanned_mb,
             stats,
+            dialect,
         } => {
             let (lake, mut limits) = open_lake_and_limits(&cli).await?;
+            if let Some(d) = dialect {
+                limits.dialect = *d;
+            }
             if let Some(t) = timeout {
                 // 0 = never, as `query.timeout_secs`.
                 limits.timeout = match std::time::Duration::try_from_secs_f64(*t) {
@@ -186,11 +190,14 @@ pub async fn execute(cli: Cli) -> Result<i32> {
             println!("{}", crate::send::describe(&stats));
             Ok(0)
         }
-        Command::Sql { format } => {
+        Command::Sql { format, dialect } => {
             if *format == OutputFormat::Parquet {
                 return Err(Error::Usage("the prompt writes table, csv or json".into()));
             }
-            let (lake, limits) = open_lake_and_limits(&cli).await?;
+            let (lake, mut limits) = open_lake_and_limits(&cli).await?;
+            if let Some(d) = dialect {
+                limits.dialect = *d;
+            }
             let engine = QueryEngine::open_with(&lake, &limits).await?;
             let history = std::env::var_os("HOME")
                 .map(PathBuf::from)

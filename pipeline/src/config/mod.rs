@@ -335,7 +335,7 @@ impl Config {
                     .then(|| raw.query.max_scanned_mb.saturating_mul(1 << 20)),
                 partitions: None,
                 pool: None,
-                dialect: Default::default(),
+                dialect: raw.query.dialect,
                 time_zone: None,
             },
             server,

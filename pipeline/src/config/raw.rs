@@ -179,6 +179,10 @@ pub struct RawQuery {
     /// Cancel a query once it would read more than this from the lake (0 = no cap).
     #[serde(default)]
     pub max_scanned_mb: u64,
+    /// The SQL dialect queries are read in: `trino` (Athena engine v3's, the default) or
+    /// `datafusion`. A query may ask for the other (`--dialect`, the API's `dialect`).
+    #[serde(default)]
+    pub dialect: crate::query::trino::Dialect,
 }
 
 impl Default for RawQuery {
@@ -187,6 +191,7 @@ impl Default for RawQuery {
             memory_mb: default_query_memory_mb(),
             timeout_secs: default_query_timeout_secs(),
             max_scanned_mb: 0,
+            dialect: Default::default(),
         }
     }
 }

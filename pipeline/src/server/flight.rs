@@ -33,8 +33,11 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::service::{Params, QueryInfo, QueryService, State};
 use crate::lake::Lake;
+use crate::query::trino::Dialect;
 use crate::query::{QueryEngine, QueryLimits};
 
+/// The gRPC header a Flight SQL call names its SQL dialect in.
+pub const DIALECT_HEADER: &str = "x-tributary-dialect";
 const CATALOG: &str = "tributary";
 const SCHEMA: &str = "lake";
 
@@ -86,6 +89,20 @@ impl FlightSql {
         }
     }
 
+    /// The dialect a call asks for in its `x-tributary-dialect` header (ADBC:
+    /// `adbc.flight.sql.rpc.call_header.x-tributary-dialect`), else the project's.
+    #[allow(clippy::result_large_err)]
+    fn dialect<T>(&self, req: &Request<T>) -> Result<Dialect, Status> {
+        match req.metadata().get(DIALECT_HEADER) {
+            None => Ok(self.limits.dialect),
+            Some(v) => v
+                .to_str()
+                .map_err(|_| Status::invalid_argument("x-tributary-dialect: not text"))?
+                .parse()
+                .map_err(Status::invalid_argument),
+        }
+    }
+
     /// Batches as DoGet's messages: compacted and cut to about 1 MB each, so that no
     /// message nears gRPC's 16 MB limit (`query::compact`).
     #[allow(clippy::result_large_err)]
@@ -109,9 +126,14 @@ impl FlightSql {
         &self,
         sql: &str,
         params: Params,
+        dialect: Dialect,
         descriptor: FlightDescriptor,
     ) -> Result<Response<FlightInfo>, Status> {
-        let info = self.service.run_to_end(sql, params).await.map_err(status)?;
+        let info = self
+            .service
+            .run_to_end(sql, params, dialect)
+            .await
+            .map_err(status)?;
         let info = finished(info)?;
         let file = self.service.results(&info).await.map_err(status)?;
         let ticket = TicketStatementQuery {
@@ -218,8 +240,14 @@ impl FlightSqlService for FlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         self.check(&request)?;
-        self.run(&query.query, Params::Values(vec![]), request.into_inner())
-            .await
+        let dialect = self.dialect(&request)?;
+        self.run(
+            &query.query,
+            Params::Values(vec![]),
+            dialect,
+            request.into_inner(),
+        )
+        .await
     }
 
     async fn do_action_create_prepared_statement(
@@ -228,7 +256,11 @@ impl FlightSqlService for FlightSql {
         request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         self.check(&request)?;
-        let engine = QueryEngine::open_with(&self.lake, &self.limits)
+        let limits = QueryLimits {
+            dialect: self.dialect(&request)?,
+            ..self.limits.clone()
+        };
+        let engine = QueryEngine::open_with(&self.lake, &limits)
             .await
             .map_err(status)?;
         self.prepared
@@ -259,9 +291,11 @@ impl FlightSqlService for FlightSql {
         self.check(&request)?;
         let handle = String::from_utf8_lossy(&query.prepared_statement_handle).into_owned();
         let (sql, params) = self.prepared.get(&handle)?;
+        let dialect = self.dialect(&request)?;
         self.run(
             &sql,
             Params::Values(params.unwrap_or_default()),
+            dialect,
             request.into_inner(),
         )
         .await

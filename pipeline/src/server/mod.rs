@@ -207,10 +207,22 @@ struct StartBody {
     /// ExecutionParameters).
     #[serde(default)]
     parameters: Vec<String>,
+    /// `trino` (Athena's, the default) or `datafusion`.
+    #[serde(default)]
+    dialect: Option<String>,
 }
 
 async fn start(State(st): State<AppState>, body: axum::Json<StartBody>) -> Response {
-    match st.service.submit(&body.sql, &body.parameters).await {
+    let dialect = match body.dialect.as_deref().map(str::parse) {
+        None => st.service.default_dialect(),
+        Some(Ok(d)) => d,
+        Some(Err(e)) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    match st
+        .service
+        .submit(&body.sql, &body.parameters, dialect)
+        .await
+    {
         Ok(info) => (StatusCode::OK, axum::Json(info)).into_response(),
         Err(e) => internal(e),
     }

@@ -24,7 +24,9 @@ pub fn spec() -> Value {
                         "type": "object", "required": ["sql"], "properties": {
                             "sql": { "type": "string", "maxLength": 262144 },
                             "parameters": { "type": "array", "items": { "type": "string" },
-                                            "description": "SQL literals (42, 'DE', TRUE, NULL) bound in order to the query's ? placeholders, like Athena's ExecutionParameters" } } } } } },
+                                            "description": "SQL literals (42, 'DE', TRUE, NULL) bound in order to the query's ? placeholders, like Athena's ExecutionParameters" },
+                            "dialect": { "type": "string", "enum": ["trino", "datafusion"],
+                                         "description": "How the SQL is read: trino (Athena engine v3's semantics; the default unless [query] dialect says otherwise) or datafusion" } } } } } },
                     "responses": { "200": info_resp, "400": err, "401": err, "403": err, "413": err,
                                    "429": { "description": "Busy: [server] concurrency queries run and [server] queue wait; retry after Retry-After seconds",
                                             "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } } }
@@ -78,6 +80,7 @@ pub fn spec() -> Value {
                         "query_id": { "type": "string" },
                         "sql": { "type": "string" },
                         "parameters": { "type": "array", "items": { "type": "string" } },
+                        "dialect": { "type": "string", "enum": ["trino", "datafusion"] },
                         "state": { "type": "string", "enum": ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"] },
                         "submitted_at": { "type": "string", "format": "date-time" },
                         "started_at": { "type": ["string", "null"], "format": "date-time" },

@@ -23,6 +23,7 @@ use super::admission::{Admission, Place};
 use super::results::{ResultFile, ResultWriter};
 use crate::error::{Error, Result};
 use crate::lake::Lake;
+use crate::query::trino::Dialect;
 use crate::query::{QueryEngine, QueryLimits};
 pub use retention::Retention;
 use retention::owner_only_dir;
@@ -83,6 +84,9 @@ pub struct QueryInfo {
     /// Athena-style execution parameters: SQL literals bound to the `?`s, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parameters: Vec<String>,
+    /// The SQL dialect the query is read in (`trino` unless asked otherwise).
+    #[serde(default = "trino_dialect")]
+    pub dialect: String,
     pub state: State,
     pub submitted_at: String,
     pub started_at: Option<String>,
@@ -125,6 +129,10 @@ pub struct QueryService {
     live: Mutex<HashMap<String, Running>>,
     /// Finished queries since the server started, for `/metrics`.
     counters: Mutex<metrics::QueryCounters>,
+}
+
+fn trino_dialect() -> String {
+    Dialect::Trino.name().to_string()
 }
 
 fn now() -> String {
@@ -220,17 +228,33 @@ impl QueryService {
         Some(r.info.clone())
     }
 
+    /// The dialect queries are read in unless they ask for another (`[query] dialect`).
+    pub fn default_dialect(&self) -> Dialect {
+        self.limits.dialect
+    }
+
     /// Starts a query; returns its id at once.
-    pub async fn submit(self: &Arc<Self>, sql: &str, parameters: &[String]) -> Result<QueryInfo> {
+    pub async fn submit(
+        self: &Arc<Self>,
+        sql: &str,
+        parameters: &[String],
+        dialect: Dialect,
+    ) -> Result<QueryInfo> {
         // Parameters are literals, checked now: a bad one is the request's fault (400).
         for p in parameters {
             crate::query::params::literal(p).map_err(Error::Usage)?;
         }
-        self.start(sql, Params::Literals(parameters.to_vec())).await
+        self.start(sql, Params::Literals(parameters.to_vec()), dialect)
+            .await
     }
 
     /// Starts a query with `params` bound to its placeholders; returns its id at once.
-    pub async fn start(self: &Arc<Self>, sql: &str, params: Params) -> Result<QueryInfo> {
+    pub async fn start(
+        self: &Arc<Self>,
+        sql: &str,
+        params: Params,
+        dialect: Dialect,
+    ) -> Result<QueryInfo> {
         if sql.trim().is_empty() {
             return Err(Error::Usage("the query text is empty".into()));
         }
@@ -242,6 +266,7 @@ impl QueryService {
             query_id: id.clone(),
             sql: sql.to_string(),
             parameters: parameters.clone(),
+            dialect: dialect.name().to_string(),
             state: State::Queued,
             submitted_at: now(),
             started_at: None,
@@ -251,7 +276,7 @@ impl QueryService {
             output_location: None,
             reused_from: None,
         };
-        if let Some(prev) = self.reusable(sql, &parameters).await? {
+        if let Some(prev) = self.reusable(sql, &parameters, dialect).await? {
             info.state = State::Succeeded;
             info.started_at = Some(info.submitted_at.clone());
             info.ended_at = Some(info.submitted_at.clone());
@@ -295,8 +320,13 @@ impl QueryService {
 
     /// Runs a query to its end and returns its final state (Flight SQL answers this way);
     /// a caller that goes away cancels it.
-    pub async fn run_to_end(self: &Arc<Self>, sql: &str, params: Params) -> Result<QueryInfo> {
-        let info = self.start(sql, params).await?;
+    pub async fn run_to_end(
+        self: &Arc<Self>,
+        sql: &str,
+        params: Params,
+        dialect: Dialect,
+    ) -> Result<QueryInfo> {
+        let info = self.start(sql, params, dialect).await?;
         struct CancelOnDrop(Option<(Arc<QueryService>, String)>);
         impl Drop for CancelOnDrop {
             fn drop(&mut self) {
@@ -328,7 +358,12 @@ impl QueryService {
     }
 
     /// A finished, successful query with the same text within the reuse age.
-    async fn reusable(&self, sql: &str, parameters: &[String]) -> Result<Option<QueryInfo>> {
+    async fn reusable(
+        &self,
+        sql: &str,
+        parameters: &[String],
+        dialect: Dialect,
+    ) -> Result<Option<QueryInfo>> {
         let Some(age) = self.reuse_max_age else {
             return Ok(None);
         };
@@ -336,6 +371,7 @@ impl QueryService {
         Ok(self.list(200).await?.into_iter().find(|q| {
             q.sql == sql
                 && q.parameters == parameters
+                && q.dialect == dialect.name()
                 && q.state == State::Succeeded
                 && q.reused_from.is_none()
                 && q.ended_at
@@ -358,7 +394,8 @@ impl QueryService {
             return;
         };
         let _ = self.persist(&info).await;
-        let outcome = self.run(&id, &info.sql, params).await;
+        let dialect = info.dialect.parse().unwrap_or_default();
+        let outcome = self.run(&id, &info.sql, params, dialect).await;
         self.end(&id, outcome).await;
         drop(place);
     }
@@ -404,8 +441,12 @@ impl QueryService {
     }
 
     /// Runs the query, writing its results to their file as they arrive.
-    async fn run(&self, id: &str, sql: &str, params: Params) -> Result<Done> {
-        let engine = QueryEngine::open_with(&self.lake, &self.limits).await?;
+    async fn run(&self, id: &str, sql: &str, params: Params, dialect: Dialect) -> Result<Done> {
+        let limits = QueryLimits {
+            dialect,
+            ..self.limits.clone()
+        };
+        let engine = QueryEngine::open_with(&self.lake, &limits).await?;
         let values = match params {
             Params::Literals(l) => engine.bind_literals(sql, &l).await?,
             Params::Values(v) => (!v.is_empty()).then_some(v),

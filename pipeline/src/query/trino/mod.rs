@@ -9,6 +9,7 @@ mod dateparts;
 mod datetime;
 mod json;
 mod keepdate;
+mod lambdas;
 mod math;
 mod mysqlfmt;
 mod regexp;
@@ -24,7 +25,8 @@ use std::str::FromStr;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 /// Which SQL a query is read as.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Dialect {
     /// Trino's semantics, as Athena (engine v3) answers: the default.
     #[default]

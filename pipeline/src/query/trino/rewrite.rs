@@ -90,7 +90,7 @@ fn plain_args(args: &FunctionArguments) -> Option<Vec<Expr>> {
         .collect()
 }
 
-fn call(name: &str, args: Vec<Expr>) -> Expr {
+pub(super) fn call(name: &str, args: Vec<Expr>) -> Expr {
     use datafusion::sql::sqlparser::ast::{
         Function, FunctionArgumentList, Ident, ObjectName, ObjectNamePart,
     };
@@ -113,7 +113,95 @@ fn call(name: &str, args: Vec<Expr>) -> Expr {
     })
 }
 
+/// `x -> body` as a lambda. sqlparser's generic dialect reads `->` as the JSON operator,
+/// which binds tighter than anything else, so `x -> x % 2 = 1` arrives as
+/// `((x -> x) % 2) = 1`: the arrow sits on the leftmost spine of the argument. The lambda
+/// is that argument with the arrow replaced by its right side, over the arrow's parameters.
+fn lambda_of(arg: &Expr) -> Option<Expr> {
+    use datafusion::sql::sqlparser::ast::{
+        LambdaFunction, LambdaFunctionParameter, LambdaSyntax, OneOrManyWithParens,
+    };
+    let mut body = arg.clone();
+    let params = take_arrow(&mut body)?;
+    let params: Vec<LambdaFunctionParameter> = params
+        .into_iter()
+        .map(|name| LambdaFunctionParameter {
+            name,
+            data_type: None,
+        })
+        .collect();
+    let params = if params.len() == 1 {
+        OneOrManyWithParens::One(params.into_iter().next()?)
+    } else {
+        OneOrManyWithParens::Many(params)
+    };
+    Some(Expr::Lambda(LambdaFunction {
+        params,
+        body: Box::new(body),
+        syntax: LambdaSyntax::Arrow,
+    }))
+}
+
+/// Replaces the `params -> right` node on `e`'s leftmost spine by `right`; its parameters.
+fn take_arrow(e: &mut Expr) -> Option<Vec<datafusion::sql::sqlparser::ast::Ident>> {
+    if let Expr::BinaryOp {
+        left,
+        op: BinaryOperator::Arrow,
+        right,
+    } = e
+    {
+        let params = match left.as_ref() {
+            Expr::Identifier(i) => vec![i.clone()],
+            Expr::Tuple(items) => items
+                .iter()
+                .map(|x| match x {
+                    Expr::Identifier(i) => Some(i.clone()),
+                    _ => None,
+                })
+                .collect::<Option<Vec<_>>>()?,
+            Expr::Nested(inner) => match inner.as_ref() {
+                Expr::Identifier(i) => vec![i.clone()],
+                _ => return None,
+            },
+            _ => return None,
+        };
+        *e = (**right).clone();
+        return Some(params);
+    }
+    let next: &mut Expr = match e {
+        Expr::BinaryOp { left, .. } => left,
+        Expr::IsNull(x)
+        | Expr::IsNotNull(x)
+        | Expr::IsTrue(x)
+        | Expr::IsFalse(x)
+        | Expr::IsNotTrue(x)
+        | Expr::IsNotFalse(x)
+        | Expr::IsDistinctFrom(x, _)
+        | Expr::IsNotDistinctFrom(x, _) => x,
+        Expr::Between { expr, .. }
+        | Expr::InList { expr, .. }
+        | Expr::Like { expr, .. }
+        | Expr::ILike { expr, .. }
+        | Expr::Cast { expr, .. } => expr,
+        Expr::CompoundFieldAccess { root, .. } => root,
+        _ => return None,
+    };
+    take_arrow(next)
+}
+
 fn rewrite_expr(e: &mut Expr) {
+    if let Expr::Function(f) = e
+        && let FunctionArguments::List(list) = &mut f.args
+    {
+        for a in list.args.iter_mut() {
+            if let FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) = a
+                && let Some(l) = lambda_of(x)
+            {
+                *x = l;
+            }
+        }
+        super::lambdas::rewrite_call(e);
+    }
     match e {
         Expr::Value(v) => {
             if let Value::Number(n, _) = &v.value
