@@ -213,7 +213,8 @@ fn regex_lite_varchar(s: &str) -> String {
 /// and timestamps as ISO text.
 pub fn cell(a: &ArrayRef, i: usize) -> Value {
     use arrow::datatypes::*;
-    if a.is_null(i) {
+    // A NullArray has no null buffer: its values are NULL all the same.
+    if a.is_null(i) || a.data_type() == &DataType::Null {
         return Value::Null;
     }
     let float = |v: f64| {
@@ -327,7 +328,17 @@ pub fn same_value(expected: &Value, ours: &Value) -> bool {
 
 /// A decimal's text without trailing fractional zeros (`-1.50` → `-1.5`, `0.00` → `0`).
 fn decimal_text(v: &Value) -> String {
-    let s = v.as_str().unwrap_or_default();
+    let raw = v.as_str().unwrap_or_default();
+    // Java's decimal text may carry leading zeros (0000000001.00).
+    let (sign, digits) = raw.strip_prefix('-').map_or(("", raw), |d| ("-", d));
+    let digits = digits.trim_start_matches('0');
+    let digits = if digits.is_empty() || digits.starts_with('.') {
+        format!("0{digits}")
+    } else {
+        digits.to_string()
+    };
+    let s = format!("{sign}{digits}");
+    let s = s.as_str();
     let s = if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.')
     } else {

@@ -624,6 +624,12 @@ async fn plan_sql(
     sql: &str,
 ) -> datafusion::common::Result<datafusion::prelude::DataFrame> {
     let trino_dialect = trino::Dialect::of(&ctx.state()) == trino::Dialect::Trino;
+    let typed = if trino_dialect {
+        trino::rewrite_types(sql).map_err(datafusion::error::DataFusionError::Plan)?
+    } else {
+        None
+    };
+    let sql = typed.as_deref().unwrap_or(sql);
     guard::check_size(sql).map_err(datafusion::error::DataFusionError::Plan)?;
     let state = ctx.state();
     let dialect = state.config().options().sql_parser.dialect;

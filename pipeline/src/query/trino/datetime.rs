@@ -177,6 +177,18 @@ fn element_at(args: ScalarFunctionArgs) -> Result<ColumnarValue> {
     use datafusion::functions_nested::extract::array_element_udf;
     use datafusion::functions_nested::map_extract::map_extract_udf;
     let first = args.arg_fields[0].data_type().clone();
+    // Trino: index 0 is an error, not NULL.
+    if !matches!(first, DataType::Map(..)) {
+        let zero = match &args.args[1] {
+            ColumnarValue::Scalar(s) => s.to_string() == "0",
+            ColumnarValue::Array(a) => a
+                .as_primitive_opt::<arrow::datatypes::Int64Type>()
+                .is_some_and(|i| i.iter().any(|v| v == Some(0))),
+        };
+        if zero {
+            return exec_err!("SQL array indices start at 1");
+        }
+    }
     if let DataType::Map(f, _) = &first {
         let value = match f.data_type() {
             DataType::Struct(kv) if kv.len() == 2 => kv[1].clone(),

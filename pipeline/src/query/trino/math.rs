@@ -38,7 +38,7 @@ pub fn functions() -> Vec<ScalarUDF> {
         op!("ceiling", Op::Ceil),
         op!("truncate", Op::Trunc),
         op!("sign", Op::Sign),
-        udf("round", round_args, round_returns, round),
+        round_function(),
         udf("is_nan", one_double, boolean, |a, _, _| {
             test(a, f64::is_nan)
         }),
@@ -55,6 +55,11 @@ pub fn functions() -> Vec<ScalarUDF> {
             Ok(arc(Float64Array::from(vec![f64::INFINITY; n])))
         }),
     ]
+}
+
+/// Trino's `round`, keeping its argument's type.
+pub fn round_function() -> ScalarUDF {
+    udf("round", round_args, round_returns, round)
 }
 
 fn boolean(_: &[DataType]) -> Result<DataType> {

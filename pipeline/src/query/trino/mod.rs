@@ -5,6 +5,8 @@
 //! differently. `docs/sql.md` lists every Trino function and where it stands, measured by
 //! Trino's own function tests (`tests/sql/trino/`).
 
+mod arrays;
+mod cast;
 mod dateparts;
 mod datetime;
 mod json;
@@ -15,10 +17,12 @@ mod mysqlfmt;
 mod regexp;
 mod rewrite;
 mod strings;
+mod types;
 mod udf;
 mod url;
 
 pub use rewrite::rewrite;
+pub use types::rewrite as rewrite_types;
 
 use std::str::FromStr;
 
@@ -96,6 +100,8 @@ pub fn register(ctx: &SessionContext, dialect: Dialect) {
         return;
     }
     datetime::register(ctx);
+    ctx.register_udf(cast::function());
+    ctx.add_analyzer_rule(std::sync::Arc::new(cast::RoundingCasts::new()));
     let functions = [
         strings::functions(),
         regexp::functions(),
@@ -104,6 +110,7 @@ pub fn register(ctx: &SessionContext, dialect: Dialect) {
         dateparts::functions(),
         mysqlfmt::functions(),
         math::functions(),
+        arrays::functions(),
     ];
     for f in functions.into_iter().flatten() {
         ctx.register_udf(f);

@@ -189,7 +189,37 @@ fn take_arrow(e: &mut Expr) -> Option<Vec<datafusion::sql::sqlparser::ast::Ident
     take_arrow(next)
 }
 
+/// Whether a SQL type holds a row (matched by position in Trino's casts).
+fn has_row(t: &SqlType) -> bool {
+    use datafusion::sql::sqlparser::ast::ArrayElemTypeDef;
+    match t {
+        SqlType::Struct(..) => true,
+        SqlType::Array(ArrayElemTypeDef::AngleBracket(inner))
+        | SqlType::Array(ArrayElemTypeDef::SquareBracket(inner, _))
+        | SqlType::Array(ArrayElemTypeDef::Parenthesis(inner)) => has_row(inner),
+        _ => false,
+    }
+}
+
 fn rewrite_expr(e: &mut Expr) {
+    if let Expr::Cast {
+        kind: CastKind::Cast,
+        expr,
+        data_type,
+        ..
+    } = e
+        && has_row(data_type)
+    {
+        let null = Expr::Cast {
+            kind: CastKind::Cast,
+            expr: Box::new(Expr::Value(Value::Null.with_span(Span::empty()))),
+            data_type: data_type.clone(),
+            array: false,
+            format: None,
+        };
+        *e = call("trino_cast", vec![(**expr).clone(), null]);
+        return;
+    }
     if let Expr::Function(f) = e
         && let FunctionArguments::List(list) = &mut f.args
     {
@@ -201,6 +231,7 @@ fn rewrite_expr(e: &mut Expr) {
             }
         }
         super::lambdas::rewrite_call(e);
+        super::arrays::rewrite_call(e);
     }
     match e {
         Expr::Value(v) => {

@@ -1,0 +1,151 @@
+//! Trino's casts where DataFusion's differ:
+//! - `CAST(ROW(…) AS ROW(a T, b U))` (and arrays of rows) match fields by position, not
+//!   by name; a value that does not fit fails the query instead of becoming NULL.
+//! - A DOUBLE, REAL or DECIMAL cast to an integer type rounds half away from zero
+//!   (`CAST(2.5E0 AS BIGINT)` is 3), where DataFusion truncates.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, ListArray, StructArray, new_null_array};
+use arrow::compute::{CastOptions, cast_with_options};
+use arrow::datatypes::DataType;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchema, Result};
+use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::{Cast, Expr, ExprSchemable, LogicalPlan, ScalarUDF, TryCast};
+use datafusion::optimizer::AnalyzerRule;
+
+use super::udf::{arc, udf};
+
+/// `trino_cast(value, CAST(NULL AS type))`: `value` cast to the second argument's type.
+pub fn function() -> ScalarUDF {
+    udf(
+        "trino_cast",
+        |t| Ok(t.to_vec()),
+        |t| Ok(t.get(1).cloned().unwrap_or(DataType::Null)),
+        |a, _, _| positional(&a[0], a[1].data_type()),
+    )
+}
+
+fn strict() -> CastOptions<'static> {
+    CastOptions {
+        safe: false,
+        ..Default::default()
+    }
+}
+
+/// `a` cast to `to`, struct fields by position.
+pub fn positional(a: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
+    Ok(match (a.data_type(), to) {
+        (DataType::Null, _) => new_null_array(to, a.len()),
+        (DataType::Struct(from), DataType::Struct(fields)) if from.len() == fields.len() => {
+            let s = a.as_struct();
+            let columns = s
+                .columns()
+                .iter()
+                .zip(fields.iter())
+                .map(|(c, f)| positional(c, f.data_type()))
+                .collect::<Result<Vec<_>>>()?;
+            arc(StructArray::try_new(
+                fields.clone(),
+                columns,
+                s.nulls().cloned(),
+            )?)
+        }
+        (DataType::Struct(from), DataType::Struct(fields)) => {
+            return datafusion::common::exec_err!(
+                "Cannot cast a row of {} fields to a row of {}",
+                from.len(),
+                fields.len()
+            );
+        }
+        (DataType::List(_), DataType::List(field)) => {
+            let l = a.as_list::<i32>();
+            let values = positional(l.values(), field.data_type())?;
+            arc(ListArray::try_new(
+                field.clone(),
+                l.offsets().clone(),
+                values,
+                l.nulls().cloned(),
+            )?)
+        }
+        _ => cast_with_options(a, to, &strict())?,
+    })
+}
+
+/// Rounds a fractional value before a cast to an integer type (runs after type coercion,
+/// when every expression's type is known).
+#[derive(Debug)]
+pub struct RoundingCasts {
+    round: Arc<ScalarUDF>,
+}
+
+impl RoundingCasts {
+    pub fn new() -> Self {
+        Self {
+            round: Arc::new(super::math::round_function()),
+        }
+    }
+}
+
+fn fractional(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Float16
+            | DataType::Float32
+            | DataType::Float64
+            | DataType::Decimal128(..)
+            | DataType::Decimal256(..)
+    )
+}
+
+impl AnalyzerRule for RoundingCasts {
+    fn name(&self) -> &str {
+        "trino_rounding_casts"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> Result<LogicalPlan> {
+        plan.transform_up_with_subqueries(|node| {
+            let schema = input_schema(&node)?;
+            node.map_expressions(|e| {
+                e.transform_up(|e| {
+                    let (inner, field, tried) = match &e {
+                        Expr::Cast(Cast { expr, field }) => (expr, field, false),
+                        Expr::TryCast(TryCast { expr, field }) => (expr, field, true),
+                        _ => return Ok(Transformed::no(e)),
+                    };
+                    if !field.data_type().is_integer() {
+                        return Ok(Transformed::no(e));
+                    }
+                    let Ok(from) = inner.get_type(&schema) else {
+                        return Ok(Transformed::no(e));
+                    };
+                    if !fractional(&from) {
+                        return Ok(Transformed::no(e));
+                    }
+                    let rounded = Expr::ScalarFunction(ScalarFunction::new_udf(
+                        self.round.clone(),
+                        vec![(**inner).clone()],
+                    ));
+                    let field = field.clone();
+                    Ok(Transformed::yes(if tried {
+                        Expr::TryCast(TryCast::new_from_field(Box::new(rounded), field))
+                    } else {
+                        Expr::Cast(Cast::new_from_field(Box::new(rounded), field))
+                    }))
+                })
+            })
+        })
+        .map(|t| t.data)
+    }
+}
+
+/// The schema a node's expressions are read against: its inputs', merged.
+fn input_schema(node: &LogicalPlan) -> Result<DFSchema> {
+    let mut schema = DFSchema::empty();
+    for input in node.inputs() {
+        schema.merge(input.schema());
+    }
+    Ok(schema)
+}
