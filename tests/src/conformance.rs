@@ -309,6 +309,13 @@ pub fn same_value(expected: &Value, ours: &Value) -> bool {
         {
             decimal_text(&e["decimal"]) == decimal_text(&o["decimal"])
         }
+        // A decimal against a number: the same value in another type (judged by the type).
+        (Value::Object(d), Value::Number(n)) | (Value::Number(n), Value::Object(d))
+            if d.contains_key("decimal") =>
+        {
+            let text = decimal_text(&d["decimal"]);
+            text.parse::<f64>().ok() == n.as_f64()
+        }
         (Value::Array(e), Value::Array(o)) => {
             e.len() == o.len() && e.iter().zip(o).all(|(e, o)| same_value(e, o))
         }

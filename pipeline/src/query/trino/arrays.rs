@@ -45,7 +45,11 @@ pub fn functions() -> Vec<ScalarUDF> {
             array_reverse_udf(),
         )),
         udf("cardinality", cardinality_args, int64, cardinality),
+        udf("trino_repeat_count", repeat_count_args, int64, repeat_count),
     ]
+    .into_iter()
+    .chain(extremes())
+    .collect()
 }
 
 fn is_list(t: &DataType) -> bool {
@@ -223,7 +227,57 @@ pub fn rewrite_call(e: &mut Expr) {
     };
     match (name.as_str(), args.len()) {
         ("array_remove", 2) => rename(f, "array_remove_all"),
-        ("repeat", 2) => rename(f, "array_repeat"),
+        ("repeat", 2) => {
+            // array_repeat, with Trino's bounds on the count.
+            list.args[1] = FunctionArg::Unnamed(FunctionArgExpr::Expr(super::rewrite::call(
+                "trino_repeat_count",
+                vec![args[1].clone()],
+            )));
+            rename(f, "array_repeat");
+        }
+        ("arrays_overlap", 2) => {
+            // NULL when nothing non-null is shared but either array holds a NULL.
+            let has_null = |a: &Expr| Expr::BinaryOp {
+                left: Box::new(super::rewrite::call("cardinality", vec![a.clone()])),
+                op: datafusion::sql::sqlparser::ast::BinaryOperator::Gt,
+                right: Box::new(super::rewrite::call(
+                    "cardinality",
+                    vec![super::rewrite::call("array_compact", vec![a.clone()])],
+                )),
+            };
+            let or = |l: Expr, r: Expr| Expr::BinaryOp {
+                left: Box::new(l),
+                op: datafusion::sql::sqlparser::ast::BinaryOperator::Or,
+                right: Box::new(r),
+            };
+            let null = Expr::Value(Value::Null.with_span(Span::empty()));
+            let overlap = e.clone();
+            *e = Expr::Case {
+                case_token: AttachedToken::empty(),
+                end_token: AttachedToken::empty(),
+                operand: None,
+                conditions: vec![
+                    CaseWhen {
+                        condition: or(
+                            Expr::IsNull(Box::new(args[0].clone())),
+                            Expr::IsNull(Box::new(args[1].clone())),
+                        ),
+                        result: null.clone(),
+                    },
+                    CaseWhen {
+                        condition: overlap,
+                        result: Expr::Value(Value::Boolean(true).with_span(Span::empty())),
+                    },
+                    CaseWhen {
+                        condition: or(has_null(&args[0]), has_null(&args[1])),
+                        result: null,
+                    },
+                ],
+                else_result: Some(Box::new(Expr::Value(
+                    Value::Boolean(false).with_span(Span::empty()),
+                ))),
+            };
+        }
         ("array_sort", 1) if !matches!(args[0], Expr::Lambda(_)) => {
             list.args.push(text_arg("ASC"));
             list.args.push(text_arg("NULLS LAST"));
@@ -234,10 +288,17 @@ pub fn rewrite_call(e: &mut Expr) {
                 op: datafusion::sql::sqlparser::ast::BinaryOperator::Or,
                 right: Box::new(Expr::IsNull(Box::new(args[1].clone()))),
             };
+            let position = Expr::Cast {
+                kind: datafusion::sql::sqlparser::ast::CastKind::Cast,
+                expr: Box::new(e.clone()),
+                data_type: datafusion::sql::sqlparser::ast::DataType::BigInt(None),
+                array: false,
+                format: None,
+            };
             let found = super::rewrite::call(
                 "coalesce",
                 vec![
-                    e.clone(),
+                    position,
                     Expr::Value(Value::Number("0".into(), false).with_span(Span::empty())),
                 ],
             );
@@ -256,8 +317,127 @@ pub fn rewrite_call(e: &mut Expr) {
     }
 }
 
+fn repeat_count_args(t: &[DataType]) -> Result<Vec<DataType>> {
+    match t {
+        [n] if super::udf::integral(n) => Ok(vec![DataType::Int64]),
+        _ => plan_err!("repeat takes (element, bigint), not ({})", list(t)),
+    }
+}
+
+/// Trino's bounds on `repeat`'s count: 0 to 10,000.
+fn repeat_count(a: &[ArrayRef], _: usize, _: &ConfigOptions) -> Result<ArrayRef> {
+    let n = a[0].as_primitive::<arrow::datatypes::Int64Type>();
+    for v in n.iter().flatten() {
+        if v < 0 {
+            return exec_err!(
+                "count argument of repeat function must be greater than or equal to 0"
+            );
+        }
+        if v > 10_000 {
+            return exec_err!(
+                "count argument of repeat function must be less than or equal to 10000"
+            );
+        }
+    }
+    Ok(a[0].clone())
+}
+
 fn text_arg(s: &str) -> FunctionArg {
     FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(
         Value::SingleQuotedString(s.into()).with_span(Span::empty()),
     )))
+}
+
+/// Trino's `array_max`/`array_min`: NULL when any element is; NaN (or an element holding
+/// one) is passed over unless every element is NaN.
+pub fn extremes() -> Vec<ScalarUDF> {
+    vec![
+        udf("array_max", element_args, element_type, |a, n, _| {
+            extreme(a, n, true)
+        }),
+        udf("array_min", element_args, element_type, |a, n, _| {
+            extreme(a, n, false)
+        }),
+    ]
+}
+
+fn element_args(t: &[DataType]) -> Result<Vec<DataType>> {
+    match t {
+        [DataType::List(_)] => Ok(t.to_vec()),
+        [DataType::LargeList(f)] | [DataType::FixedSizeList(f, _)] => {
+            Ok(vec![DataType::List(f.clone())])
+        }
+        _ => plan_err!("takes an array, not ({})", list(t)),
+    }
+}
+
+fn element_type(t: &[DataType]) -> Result<DataType> {
+    match t {
+        [DataType::List(f)] => Ok(f.data_type().clone()),
+        _ => plan_err!("takes an array, not ({})", list(t)),
+    }
+}
+
+fn has_nan(v: &datafusion::common::ScalarValue) -> bool {
+    use datafusion::common::ScalarValue as S;
+    match v {
+        S::Float64(Some(x)) => x.is_nan(),
+        S::Float32(Some(x)) => x.is_nan(),
+        S::List(l) => {
+            let values = l.values();
+            (0..values.len()).any(|i| S::try_from_array(values, i).is_ok_and(|x| has_nan(&x)))
+        }
+        _ => false,
+    }
+}
+
+fn extreme(a: &[ArrayRef], rows: usize, max: bool) -> Result<ArrayRef> {
+    use datafusion::common::ScalarValue as S;
+    let l = a[0].as_list::<i32>();
+    let DataType::List(f) = a[0].data_type() else {
+        return exec_err!("expected an array");
+    };
+    let mut out = Vec::with_capacity(rows);
+    for r in 0..rows {
+        if l.is_null(r) {
+            out.push(S::try_from(f.data_type())?);
+            continue;
+        }
+        let items = l.value(r);
+        let mut best: Option<S> = None;
+        let mut first_nan: Option<S> = None;
+        let mut null = false;
+        for i in 0..items.len() {
+            if items.is_null(i) {
+                null = true;
+                break;
+            }
+            let v = S::try_from_array(&items, i)?;
+            if has_nan(&v) {
+                first_nan.get_or_insert(v);
+                continue;
+            }
+            let better = match &best {
+                None => true,
+                Some(b) => match v.partial_cmp(b) {
+                    Some(o) => {
+                        (o == std::cmp::Ordering::Greater) == max && o != std::cmp::Ordering::Equal
+                    }
+                    None => false,
+                },
+            };
+            if better {
+                best = Some(v);
+            }
+        }
+        out.push(match (null, best, first_nan) {
+            (true, _, _) | (false, None, None) => S::try_from(f.data_type())?,
+            (false, Some(b), _) => b,
+            (false, None, Some(nan)) => nan,
+        });
+    }
+    if out.is_empty() {
+        return Ok(arrow::array::new_empty_array(f.data_type()));
+    }
+    S::iter_to_array(out)
 }

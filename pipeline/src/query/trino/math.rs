@@ -200,7 +200,15 @@ fn round_f64(v: f64, d: i64) -> f64 {
     if !v.is_finite() {
         return v;
     }
-    let factor = 10f64.powi(d.clamp(-400, 400) as i32);
+    if d < 0 {
+        // Rounding to tens, hundreds …: past the value's magnitude it is zero.
+        let unit = 10f64.powi((-d).min(400) as i32);
+        if !unit.is_finite() || v.abs() / unit < 0.5 {
+            return 0.0f64.copysign(v);
+        }
+        return ((v.abs() / unit).round() * unit).copysign(v);
+    }
+    let factor = 10f64.powi(d.min(400) as i32);
     let scaled = v * factor;
     if !scaled.is_finite() || scaled.abs() >= 4_503_599_627_370_496.0 {
         return v;

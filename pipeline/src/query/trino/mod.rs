@@ -17,6 +17,7 @@ mod mysqlfmt;
 mod regexp;
 mod rewrite;
 mod strings;
+mod tojson;
 mod types;
 mod udf;
 mod url;
@@ -101,6 +102,7 @@ pub fn register(ctx: &SessionContext, dialect: Dialect) {
     }
     datetime::register(ctx);
     ctx.register_udf(cast::function());
+    ctx.register_udf(tojson::function());
     ctx.add_analyzer_rule(std::sync::Arc::new(cast::RoundingCasts::new()));
     let functions = [
         strings::functions(),

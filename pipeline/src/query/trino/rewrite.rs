@@ -205,6 +205,16 @@ fn rewrite_expr(e: &mut Expr) {
     if let Expr::Cast {
         kind: CastKind::Cast,
         expr,
+        data_type: SqlType::JSON,
+        ..
+    } = e
+    {
+        *e = call("trino_to_json", vec![(**expr).clone()]);
+        return;
+    }
+    if let Expr::Cast {
+        kind: CastKind::Cast,
+        expr,
         data_type,
         ..
     } = e
@@ -234,6 +244,26 @@ fn rewrite_expr(e: &mut Expr) {
         super::arrays::rewrite_call(e);
     }
     match e {
+        // SUBSTRING(s FROM a FOR b) and SUBSTR(…): Trino's substr (negative starts count
+        // from the end), not DataFusion's, which the planner would call for this syntax.
+        Expr::Substring {
+            expr,
+            substring_from,
+            substring_for,
+            ..
+        } => {
+            let mut args = vec![(**expr).clone()];
+            args.extend(substring_from.as_deref().cloned());
+            if let Some(n) = substring_for {
+                if args.len() == 1 {
+                    args.push(Expr::Value(
+                        Value::Number("1".into(), false).with_span(Span::empty()),
+                    ));
+                }
+                args.push((**n).clone());
+            }
+            *e = call("substr", args);
+        }
         Expr::Value(v) => {
             if let Value::Number(n, _) = &v.value
                 && n.contains(['e', 'E'])

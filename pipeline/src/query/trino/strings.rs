@@ -193,6 +193,7 @@ fn split(a: &[ArrayRef], rows: usize, _: &ConfigOptions) -> Result<ArrayRef> {
         }
         let parts: Vec<&str> = match limit.map(|l| l.value(r)) {
             Some(l) if l <= 0 => return exec_err!("Limit must be positive"),
+            Some(l) if l > i32::MAX as i64 => return exec_err!("Limit is too large"),
             Some(l) => text.splitn(l as usize, delim).collect(),
             None => text.split(delim).collect(),
         };

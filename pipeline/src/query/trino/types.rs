@@ -1,5 +1,5 @@
-//! Trino's type syntax in casts: `array(T)`, `row(name T, …)` and `json`, written in
-//! DataFusion's (`ARRAY<T>`, `STRUCT<name T, …>`, `VARCHAR`) before the text is parsed,
+//! Trino's type syntax in casts: `array(T)` and `row(name T, …)` (`json` inside them),
+//! written in DataFusion's (`ARRAY<T>`, `STRUCT<name T, …>`, `VARCHAR`) before parsing,
 //! since the generic parser cannot read the former. Anonymous row fields are named `c0`,
 //! `c1`, … (as DataFusion names them); `map(K, V)` is refused (no DataFusion SQL type).
 

@@ -129,19 +129,23 @@ fn part(a: &[ArrayRef], rows: usize, which: Part) -> Result<ArrayRef> {
     let s = str_arg(&a[0])?;
     let mut out = StringBuilder::new();
     for r in 0..rows {
+        // A part the URL does not have is '' (java.net.URI's null, as Trino returns it);
+        // an opaque URI (`mailto:x@y`) has no path.
         let v = s
             .is_valid(r)
             .then(|| split(s.value(r)))
             .flatten()
-            .and_then(|u| match which {
-                Part::Protocol => u.scheme,
-                Part::Host => u
-                    .authority
-                    .map(|a| host_port(a).0)
-                    .filter(|h| !h.is_empty()),
-                Part::Path => Some(u.path),
-                Part::Query => u.query,
-                Part::Fragment => u.fragment,
+            .map(|u| match which {
+                Part::Protocol => u.scheme.unwrap_or(""),
+                Part::Host => u.authority.map_or("", |a| host_port(a).0),
+                Part::Path
+                    if u.scheme.is_some() && u.authority.is_none() && !u.path.starts_with('/') =>
+                {
+                    ""
+                }
+                Part::Path => u.path,
+                Part::Query => u.query.unwrap_or(""),
+                Part::Fragment => u.fragment.unwrap_or(""),
             });
         out.append_option(v);
     }
