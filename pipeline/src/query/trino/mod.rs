@@ -6,6 +6,7 @@
 //! Trino's own function tests (`tests/sql/trino/`).
 
 mod arrays;
+mod calls;
 mod cast;
 mod dateparts;
 mod datetime;
@@ -16,6 +17,7 @@ mod math;
 mod mysqlfmt;
 mod regexp;
 mod rewrite;
+mod sequence;
 mod strings;
 mod tojson;
 mod types;
@@ -103,6 +105,8 @@ pub fn register(ctx: &SessionContext, dialect: Dialect) {
     datetime::register(ctx);
     ctx.register_udf(cast::function());
     ctx.register_udf(tojson::function());
+    ctx.register_udf(sequence::function());
+    ctx.register_udf(calls::slice_start());
     ctx.add_analyzer_rule(std::sync::Arc::new(cast::RoundingCasts::new()));
     let functions = [
         strings::functions(),

@@ -34,6 +34,13 @@ pub fn functions() -> Vec<ScalarUDF> {
             int64,
             regexp_count,
         ),
+        udf(
+            "regexp_split",
+            |t| super::udf::strings(t, 2, 2, "regexp_split"),
+            utf8_list,
+            regexp_split,
+        ),
+        udf("regexp_position", position_args, int64, regexp_position),
     ]
 }
 
@@ -216,6 +223,89 @@ fn regexp_count(a: &[ArrayRef], rows: usize, _: &ConfigOptions) -> Result<ArrayR
             Some((s, p, _)) => Some(pats.get(p)?.find_iter(s).count() as i64),
             None => None,
         });
+    }
+    Ok(arc(Int64Array::from(out)))
+}
+
+fn regexp_split(a: &[ArrayRef], rows: usize, _: &ConfigOptions) -> Result<ArrayRef> {
+    let a = args(a)?;
+    let mut pats = Patterns::default();
+    let mut out = ListBuilder::new(StringBuilder::new());
+    for r in 0..rows {
+        let Some((s, p, _)) = a.row(r) else {
+            out.append_null();
+            continue;
+        };
+        for part in pats.get(p)?.split(s) {
+            out.values().append_value(part);
+        }
+        out.append(true);
+    }
+    Ok(arc(out.finish()))
+}
+
+fn position_args(t: &[DataType]) -> Result<Vec<DataType>> {
+    match t {
+        [s, p, rest @ ..]
+            if stringy(s) && stringy(p) && rest.len() <= 2 && rest.iter().all(integral) =>
+        {
+            let mut v = vec![DataType::Utf8, DataType::Utf8];
+            v.extend(rest.iter().map(|_| DataType::Int64));
+            Ok(v)
+        }
+        _ => plan_err!(
+            "regexp_position takes (varchar, varchar [, bigint [, bigint]]), not ({})",
+            list(t)
+        ),
+    }
+}
+
+/// The 1-based character position of the `occurrence`-th match at or after `start`; -1
+/// when there is none.
+fn regexp_position(a: &[ArrayRef], rows: usize, _: &ConfigOptions) -> Result<ArrayRef> {
+    let (s, p) = (str_arg(&a[0])?, str_arg(&a[1])?);
+    let start = a.get(2).map(i64_arg).transpose()?;
+    let occurrence = a.get(3).map(i64_arg).transpose()?;
+    let int = |x: &Option<ArrayRef>, r: usize, default: i64| -> Option<i64> {
+        match x {
+            None => Some(default),
+            Some(x) if x.is_null(r) => None,
+            Some(x) => Some(x.as_primitive::<Int64Type>().value(r)),
+        }
+    };
+    let mut pats = Patterns::default();
+    let mut out = Vec::with_capacity(rows);
+    for r in 0..rows {
+        let (Some(from), Some(nth)) = (int(&start, r, 1), int(&occurrence, r, 1)) else {
+            out.push(None);
+            continue;
+        };
+        if s.is_null(r) || p.is_null(r) {
+            out.push(None);
+            continue;
+        }
+        if from < 1 {
+            return exec_err!("start position cannot be smaller than 1");
+        }
+        if nth < 1 {
+            return exec_err!("occurrence cannot be smaller than 1");
+        }
+        let text = s.value(r);
+        let chars = text.chars().count() as i64;
+        if from > chars + 1 || (from > chars && !text.is_empty() && from != chars + 1) {
+            out.push(Some(-1));
+            continue;
+        }
+        let byte = text
+            .char_indices()
+            .nth((from - 1) as usize)
+            .map_or(text.len(), |(i, _)| i);
+        let re = pats.get(p.value(r))?;
+        let found = re.find_iter(&text[byte..]).nth((nth - 1) as usize);
+        out.push(Some(match found {
+            Some(m) => text[..byte + m.start()].chars().count() as i64 + 1,
+            None => -1,
+        }));
     }
     Ok(arc(Int64Array::from(out)))
 }

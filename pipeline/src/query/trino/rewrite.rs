@@ -242,6 +242,7 @@ fn rewrite_expr(e: &mut Expr) {
         }
         super::lambdas::rewrite_call(e);
         super::arrays::rewrite_call(e);
+        super::calls::rewrite_call(e);
     }
     match e {
         // SUBSTRING(s FROM a FOR b) and SUBSTR(…): Trino's substr (negative starts count

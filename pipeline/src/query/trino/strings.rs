@@ -24,6 +24,12 @@ pub fn functions() -> Vec<ScalarUDF> {
         udf("btrim", |t| trim_args(t, "trim"), utf8, btrim),
         udf("replace", replace_args, utf8, replace),
         udf("lpad", |t| pad_args(t, "lpad"), utf8, lpad),
+        udf(
+            "hamming_distance",
+            |t| strings2(t, "hamming_distance"),
+            int64,
+            hamming,
+        ),
         udf("rpad", |t| pad_args(t, "rpad"), utf8, rpad),
     ]
 }
@@ -296,4 +302,24 @@ fn lpad(a: &[ArrayRef], rows: usize, _: &ConfigOptions) -> Result<ArrayRef> {
 }
 fn rpad(a: &[ArrayRef], rows: usize, _: &ConfigOptions) -> Result<ArrayRef> {
     pad(a, rows, false)
+}
+
+fn hamming(a: &[ArrayRef], rows: usize, _: &ConfigOptions) -> Result<ArrayRef> {
+    let (x, y) = (str_arg(&a[0])?, str_arg(&a[1])?);
+    let mut out = Vec::with_capacity(rows);
+    for r in 0..rows {
+        if x.is_null(r) || y.is_null(r) {
+            out.push(None);
+            continue;
+        }
+        let (p, q): (Vec<char>, Vec<char>) =
+            (x.value(r).chars().collect(), y.value(r).chars().collect());
+        if p.len() != q.len() {
+            return exec_err!(
+                "The input strings to hamming_distance function must have the same length"
+            );
+        }
+        out.push(Some(p.iter().zip(&q).filter(|(a, b)| a != b).count() as i64));
+    }
+    Ok(arc(Int64Array::from(out)))
 }
