@@ -76,6 +76,32 @@ fn zoned_literal(text: &str) -> bool {
     last.starts_with(['+', '-']) || last.chars().any(|c| c.is_ascii_alphabetic())
 }
 
+/// A literal's text (`'1.50'` → `1.50`).
+fn text_of(v: &Value) -> String {
+    match v {
+        Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The precision and scale of a DECIMAL literal's text, as Trino types it: its digits
+/// without leading zeros, and those after the point.
+fn decimal_shape(text: &str) -> Option<(u64, u64)> {
+    let t = text.trim();
+    let t = t.strip_prefix(['-', '+']).unwrap_or(t);
+    let (int, frac) = t.split_once('.').unwrap_or((t, ""));
+    if int.is_empty() && frac.is_empty()
+        || !int.chars().all(|c| c.is_ascii_digit())
+        || !frac.chars().all(|c| c.is_ascii_digit())
+    {
+        return None;
+    }
+    let int_digits = int.trim_start_matches('0').len() as u64;
+    let scale = frac.len() as u64;
+    let precision = (int_digits + scale).max(1);
+    (precision <= 38).then_some((precision, scale))
+}
+
 /// A function's arguments when all are plain expressions.
 fn plain_args(args: &FunctionArguments) -> Option<Vec<Expr>> {
     let FunctionArguments::List(list) = args else {
@@ -281,6 +307,36 @@ fn rewrite_expr(e: &mut Expr) {
                     format: None,
                 };
             }
+        }
+        // DECIMAL '123.00' is DECIMAL(5,2), its precision and scale from its digits
+        // (DataFusion reads it as DECIMAL(38,10)).
+        Expr::TypedString(ts)
+            if matches!(
+                ts.data_type,
+                SqlType::Decimal(_) | SqlType::Numeric(_) | SqlType::Dec(_)
+            ) && decimal_shape(&text_of(&ts.value.value)).is_some() =>
+        {
+            let text = text_of(&ts.value.value);
+            let Some((p, sc)) = decimal_shape(&text) else {
+                return;
+            };
+            *e = Expr::Cast {
+                kind: CastKind::Cast,
+                expr: Box::new(Expr::Value(
+                    Value::SingleQuotedString(text.trim().to_string()).with_span(Span::empty()),
+                )),
+                data_type: SqlType::Decimal(
+                    datafusion::sql::sqlparser::ast::ExactNumberInfo::PrecisionAndScale(
+                        p, sc as i64,
+                    ),
+                ),
+                array: false,
+                format: None,
+            };
+        }
+        // POSITION(a IN b) is strpos(b, a): BIGINT.
+        Expr::Position { expr, r#in } => {
+            *e = call("strpos", vec![(**r#in).clone(), (**expr).clone()]);
         }
         // JSON '…' is the text parsed as JSON (Trino's JSON values are JSON text here).
         Expr::TypedString(ts) if matches!(ts.data_type, SqlType::JSON) => {
