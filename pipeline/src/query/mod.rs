@@ -362,8 +362,7 @@ impl QueryEngine {
     /// Plans `sql` without running it (a prepared statement): its result schema, and its
     /// parameters (`?` or `$n`) as `$1, $2, …` with the types inferred from their use.
     pub async fn prepare(&self, sql: &str) -> Result<Prepared> {
-        let shown = self.show_partitions(sql)?;
-        let rewritten = shown.or_else(|| unnest::rewrite(sql));
+        let rewritten = self.rewrite_text(sql)?;
         let sql = rewritten.as_deref().unwrap_or(sql);
         let numbered = params::number_placeholders(sql);
         let sql = numbered.unwrap_or_else(|| sql.to_string());
@@ -396,7 +395,7 @@ impl QueryEngine {
         datafusion::logical_expr::LogicalPlan,
         datafusion::execution::SessionState,
     )> {
-        let rewritten = unnest::rewrite(sql);
+        let rewritten = self.rewrite_text(sql)?;
         let sql = rewritten.as_deref().unwrap_or(sql);
         self.meter.reset(self.limits.max_bytes_scanned.unwrap_or(0));
         let ctx = self.ctx.clone();
@@ -484,8 +483,7 @@ impl QueryEngine {
         mut sink: S,
     ) -> Result<(S, RunStats)> {
         let started = std::time::Instant::now();
-        let shown = self.show_partitions(sql)?;
-        let rewritten = shown.or_else(|| unnest::rewrite(sql));
+        let rewritten = self.rewrite_text(sql)?;
         let sql = rewritten.as_deref().unwrap_or(sql);
         let numbered = params
             .as_ref()
@@ -528,6 +526,20 @@ impl QueryEngine {
                 elapsed: started.elapsed(),
             },
         ))
+    }
+
+    /// The query text after the rewrites made before parsing: `SHOW PARTITIONS`, Trino's
+    /// bare `VALUES` rows, and lateral UNNEST (`unnest.rs`); `None` when unchanged.
+    fn rewrite_text(&self, sql: &str) -> Result<Option<String>> {
+        if let Some(shown) = self.show_partitions(sql)? {
+            return Ok(Some(shown));
+        }
+        let valued = match self.limits.dialect {
+            trino::Dialect::Trino => trino::rewrite_values(sql),
+            trino::Dialect::DataFusion => None,
+        };
+        let text = valued.as_deref().unwrap_or(sql);
+        Ok(unnest::rewrite(text).map_err(Error::Query)?.or(valued))
     }
 
     /// `SHOW PARTITIONS t` (Athena's): the table's distinct partition values, as a query.
@@ -624,6 +636,12 @@ async fn plan_sql(
     sql: &str,
 ) -> datafusion::common::Result<datafusion::prelude::DataFrame> {
     let trino_dialect = trino::Dialect::of(&ctx.state()) == trino::Dialect::Trino;
+    let valued = if trino_dialect {
+        trino::rewrite_values(sql)
+    } else {
+        None
+    };
+    let sql = valued.as_deref().unwrap_or(sql);
     let typed = if trino_dialect {
         trino::rewrite_types(sql).map_err(datafusion::error::DataFusionError::Plan)?
     } else {

@@ -66,6 +66,63 @@ async fn athena_forms_give_the_expected_answers() {
             .count()
             .to_string()
     );
+    // Trino's UNNEST: an array of rows spread into columns, WITH ORDINALITY, LEFT JOIN
+    // keeping events without items, several arrays zipped.
+    assert_eq!(
+        one(
+            &p,
+            "SELECT sum(qty) FROM events e CROSS JOIN UNNEST(e.items) AS t(sku, qty, price)"
+        )
+        .await,
+        qty.to_string()
+    );
+    let longest = ev
+        .iter()
+        .filter_map(|e| e["items"].as_array().map(|a| a.len()))
+        .max()
+        .unwrap_or(0);
+    assert_eq!(
+        one(
+            &p,
+            "SELECT count(*) || '/' || max(n) FROM events CROSS JOIN UNNEST(items) WITH ORDINALITY AS t(item, n)"
+        )
+        .await,
+        format!("{}/{longest}", items.len())
+    );
+    let without = ev
+        .iter()
+        .filter(|e| e["items"].as_array().is_none_or(|a| a.is_empty()))
+        .count();
+    assert_eq!(
+        one(
+            &p,
+            "SELECT count(*) FROM events LEFT JOIN UNNEST(items) AS t(item) ON true"
+        )
+        .await,
+        (items.len() + without).to_string()
+    );
+    assert_eq!(
+        one(
+            &p,
+            "SELECT count(*) FROM events CROSS JOIN UNNEST(items, items) AS t(a, b) WHERE a.sku = b.sku"
+        )
+        .await,
+        items.len().to_string()
+    );
+    // Element access followed by a field.
+    let firsts: i64 = ev
+        .iter()
+        .filter_map(|e| e["items"].as_array().and_then(|a| a.first()))
+        .filter_map(|i| i["qty"].as_i64())
+        .sum();
+    assert_eq!(
+        one(
+            &p,
+            "SELECT sum(items[1].qty) FROM events WHERE cardinality(items) > 0"
+        )
+        .await,
+        firsts.to_string()
+    );
     // cardinality, element_at on arrays (1-based, negative from the end, NULL past the end).
     assert_eq!(
         one(&p, "SELECT sum(cardinality(items)) FROM events").await,

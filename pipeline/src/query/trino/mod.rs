@@ -10,6 +10,7 @@ mod calls;
 mod cast;
 mod dateparts;
 mod datetime;
+mod field;
 mod json;
 mod keepdate;
 mod lambdas;
@@ -25,7 +26,7 @@ mod udf;
 mod url;
 
 pub use rewrite::rewrite;
-pub use types::rewrite as rewrite_types;
+pub use types::{rewrite as rewrite_types, rewrite_values};
 
 use std::str::FromStr;
 
@@ -99,6 +100,8 @@ pub fn configure(config: SessionConfig, dialect: Dialect) -> SessionConfig {
 
 /// Registers the dialect's functions in `ctx`, over DataFusion's where names clash.
 pub fn register(ctx: &SessionContext, dialect: Dialect) {
+    // UNNEST's spreading of rows into columns (query/unnest.rs) runs in both dialects.
+    ctx.register_udf(field::function());
     if dialect != Dialect::Trino {
         return;
     }

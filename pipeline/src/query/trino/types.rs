@@ -7,6 +7,78 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
+/// Trino's `VALUES 1, 2` (rows of one column without parentheses) as `VALUES (1), (2)`,
+/// which the generic parser needs; `None` when there is nothing to change.
+pub fn rewrite_values(sql: &str) -> Option<String> {
+    if !sql.to_ascii_lowercase().contains("values") {
+        return None;
+    }
+    let tokens = Tokenizer::new(&GenericDialect {}, sql).tokenize().ok()?;
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut changed = false;
+    let mut i = 0;
+    while i < tokens.len() {
+        out.push_str(&tokens[i].to_string());
+        let is_values = matches!(&tokens[i], Token::Word(w) if w.keyword == Keyword::VALUES);
+        i += 1;
+        if !is_values {
+            continue;
+        }
+        // Each row: up to a `,` at depth 0, or the end of the VALUES list.
+        while let Some((start, first)) = next_solid(&tokens, i) {
+            out.extend(tokens[i..start].iter().map(|t| t.to_string()));
+            let bare = !matches!(first, Token::LParen);
+            let mut depth = 0i32;
+            let mut end = start;
+            while end < tokens.len() {
+                match &tokens[end] {
+                    Token::LParen | Token::LBracket => depth += 1,
+                    Token::RParen | Token::RBracket if depth == 0 => break,
+                    Token::RParen | Token::RBracket => depth -= 1,
+                    Token::Comma if depth == 0 => break,
+                    Token::SemiColon if depth == 0 => break,
+                    Token::Word(w)
+                        if depth == 0
+                            && matches!(
+                                w.keyword,
+                                Keyword::ORDER
+                                    | Keyword::LIMIT
+                                    | Keyword::OFFSET
+                                    | Keyword::UNION
+                                    | Keyword::EXCEPT
+                                    | Keyword::INTERSECT
+                                    | Keyword::FETCH
+                            ) =>
+                    {
+                        break;
+                    }
+                    _ => {}
+                }
+                end += 1;
+            }
+            let item: String = tokens[start..end].iter().map(|t| t.to_string()).collect();
+            if bare {
+                out.push('(');
+                out.push_str(item.trim_end());
+                out.push(')');
+                out.push_str(&item[item.trim_end().len()..]);
+                changed = true;
+            } else {
+                out.push_str(&item);
+            }
+            i = end;
+            match tokens.get(i) {
+                Some(Token::Comma) => {
+                    out.push(',');
+                    i += 1;
+                }
+                _ => break,
+            }
+        }
+    }
+    changed.then_some(out)
+}
+
 /// The text with Trino types after `AS` rewritten, `None` when there are none, or why a
 /// type is not supported.
 pub fn rewrite(sql: &str) -> Result<Option<String>, String> {
@@ -186,5 +258,19 @@ mod tests {
             "SELECT array[1] AS arr, row_number() OVER () FROM t"
         );
         assert!(rewrite("SELECT CAST(m AS map(varchar, integer))").is_err());
+        let v = |s: &str| super::rewrite_values(s).unwrap_or_else(|| s.to_string());
+        assert_eq!(
+            v("SELECT * FROM (VALUES 1, 2) t(x)"),
+            "SELECT * FROM (VALUES (1), (2)) t(x)"
+        );
+        assert_eq!(
+            v("SELECT * FROM (VALUES ARRAY[1, null]) a(x)"),
+            "SELECT * FROM (VALUES (ARRAY[1, null])) a(x)"
+        );
+        assert_eq!(v("VALUES (1, 'a'), (2, 'b')"), "VALUES (1, 'a'), (2, 'b')");
+        assert_eq!(
+            v("SELECT x FROM (VALUES 'a', 'b') LIMIT 1"),
+            "SELECT x FROM (VALUES ('a'), ('b')) LIMIT 1"
+        );
     }
 }
