@@ -659,7 +659,22 @@ async fn plan_sql(
     if trino_dialect && let datafusion::sql::parser::Statement::Statement(s) = &mut statement {
         trino::rewrite(s).map_err(datafusion::error::DataFusionError::Plan)?;
     }
-    let plan = state.statement_to_plan(statement).await?;
+    // Trino names an unaliased expression `_colN`; DataFusion names it by its text, and two
+    // that print alike (`sum(CAST(x AS DOUBLE))`, `sum(CAST(x AS BIGINT))`) collide. Such a
+    // query is planned again with Trino's names.
+    let retry = trino_dialect.then(|| statement.clone());
+    let plan = match state.statement_to_plan(statement).await {
+        Err(e) if e.to_string().contains("require unique expression names") => {
+            let Some(mut again) = retry else {
+                return Err(e);
+            };
+            if let datafusion::sql::parser::Statement::Statement(s) = &mut again {
+                trino::name_columns(s);
+            }
+            state.statement_to_plan(again).await?
+        }
+        other => other?,
+    };
     read_only().verify_plan(&plan)?;
     ctx.execute_logical_plan(plan).await
 }

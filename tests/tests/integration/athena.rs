@@ -123,6 +123,47 @@ async fn athena_forms_give_the_expected_answers() {
         .await,
         firsts.to_string()
     );
+    // Trino's aggregates.
+    let amounts: Vec<(String, f64)> = ev
+        .iter()
+        .filter_map(|e| {
+            Some((
+                e["event_id"].as_str()?.to_string(),
+                e["total_amount"].as_f64()?,
+            ))
+        })
+        .collect();
+    let big = amounts.iter().filter(|(_, a)| *a > 100.0).count();
+    assert_eq!(
+        one(&p, "SELECT count_if(total_amount > 100) FROM events").await,
+        big.to_string()
+    );
+    let (top, _) = amounts.iter().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap();
+    assert_eq!(
+        one(&p, "SELECT max_by(event_id, total_amount) FROM events").await,
+        *top
+    );
+    let de = ev.iter().filter(|e| e["country"] == "DE").count();
+    assert_eq!(
+        one(
+            &p,
+            "SELECT element_at(histogram(country), 'DE') FROM events"
+        )
+        .await,
+        de.to_string()
+    );
+    let mut countries: Vec<&str> = ev.iter().filter_map(|e| e["country"].as_str()).collect();
+    countries.sort();
+    countries.dedup();
+    assert_eq!(
+        one(
+            &p,
+            "SELECT listagg(country, ',') WITHIN GROUP (ORDER BY country) \
+             FROM (SELECT DISTINCT country FROM events WHERE country IS NOT NULL)"
+        )
+        .await,
+        format!("\"{}\"", countries.join(","))
+    );
     // cardinality, element_at on arrays (1-based, negative from the end, NULL past the end).
     assert_eq!(
         one(&p, "SELECT sum(cardinality(items)) FROM events").await,

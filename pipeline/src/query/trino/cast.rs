@@ -16,16 +16,60 @@ use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{Cast, Expr, ExprSchemable, LogicalPlan, ScalarUDF, TryCast};
 use datafusion::optimizer::AnalyzerRule;
 
-use super::udf::{arc, udf};
+use super::udf::arc;
 
-/// `trino_cast(value, CAST(NULL AS type))`: `value` cast to the second argument's type.
+/// `trino_cast(value, CAST(NULL AS type))`: `value` cast to the second argument's type,
+/// named `CAST(value AS type)` (DataFusion names a cast by its operand alone, so two casts
+/// of one column to different types would collide in one SELECT).
 pub fn function() -> ScalarUDF {
-    udf(
-        "trino_cast",
-        |t| Ok(t.to_vec()),
-        |t| Ok(t.get(1).cloned().unwrap_or(DataType::Null)),
-        |a, _, _| positional(&a[0], a[1].data_type()),
-    )
+    ScalarUDF::from(TrinoCast {
+        signature: datafusion::logical_expr::Signature::any(
+            2,
+            datafusion::logical_expr::Volatility::Immutable,
+        ),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct TrinoCast {
+    signature: datafusion::logical_expr::Signature,
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for TrinoCast {
+    fn name(&self) -> &str {
+        "trino_cast"
+    }
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+    fn schema_name(&self, args: &[Expr]) -> Result<String> {
+        let to = match args.get(1) {
+            Some(Expr::Cast(c)) => c.field.data_type().to_string(),
+            _ => "?".into(),
+        };
+        let value = args
+            .first()
+            .map(|a| a.schema_name().to_string())
+            .unwrap_or_default();
+        Ok(format!("CAST({value} AS {to})"))
+    }
+    fn return_type(&self, t: &[DataType]) -> Result<DataType> {
+        Ok(t.get(1).cloned().unwrap_or(DataType::Null))
+    }
+    fn invoke_with_args(
+        &self,
+        args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> Result<datafusion::logical_expr::ColumnarValue> {
+        use datafusion::logical_expr::ColumnarValue;
+        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
+        let value = args.args[0].to_array(args.number_rows)?;
+        let out = positional(&value, args.return_field.data_type())?;
+        Ok(if scalar {
+            ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&out, 0)?)
+        } else {
+            ColumnarValue::Array(out)
+        })
+    }
 }
 
 fn strict() -> CastOptions<'static> {
@@ -69,6 +113,11 @@ pub fn positional(a: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
                 values,
                 l.nulls().cloned(),
             )?)
+        }
+        // Trino rounds a fraction cast to an integer.
+        (from, to) if fractional(from) && to.is_integer() => {
+            let rounded = super::math::round_array(a)?;
+            cast_with_options(&rounded, to, &strict())?
         }
         _ => cast_with_options(a, to, &strict())?,
     })

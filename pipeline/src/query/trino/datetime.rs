@@ -70,7 +70,13 @@ impl ScalarUDFImpl for Fun {
             ("date_add", 3) => Ok(vec![DataType::Utf8, DataType::Int64, ts_like(&t[2])]),
             ("date_diff", 3) => Ok(vec![DataType::Utf8, ts_like(&t[1]), ts_like(&t[2])]),
             ("element_at", 2) => match &t[0] {
-                DataType::Map(..) => Ok(t.to_vec()),
+                // The key as the map's key type (a map of Utf8View keys takes 'DE').
+                DataType::Map(f, _) => match f.data_type() {
+                    DataType::Struct(kv) if kv.len() == 2 => {
+                        Ok(vec![t[0].clone(), kv[0].data_type().clone()])
+                    }
+                    _ => Ok(t.to_vec()),
+                },
                 DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => {
                     Ok(vec![t[0].clone(), DataType::Int64])
                 }

@@ -57,6 +57,11 @@ pub fn functions() -> Vec<ScalarUDF> {
     ]
 }
 
+/// An array rounded half away from zero, in its own type.
+pub fn round_array(a: &ArrayRef) -> Result<ArrayRef> {
+    apply(std::slice::from_ref(a), Op::Round)
+}
+
 /// Trino's `round`, keeping its argument's type.
 pub fn round_function() -> ScalarUDF {
     udf("round", round_args, round_returns, round)

@@ -5,6 +5,7 @@
 //! differently. `docs/sql.md` lists every Trino function and where it stands, measured by
 //! Trino's own function tests (`tests/sql/trino/`).
 
+mod aggregates;
 mod arrays;
 mod calls;
 mod cast;
@@ -25,7 +26,7 @@ mod types;
 mod udf;
 mod url;
 
-pub use rewrite::rewrite;
+pub use rewrite::{name_columns, rewrite};
 pub use types::{rewrite as rewrite_types, rewrite_values};
 
 use std::str::FromStr;
@@ -110,6 +111,8 @@ pub fn register(ctx: &SessionContext, dialect: Dialect) {
     ctx.register_udf(tojson::function());
     ctx.register_udf(sequence::function());
     ctx.register_udf(calls::slice_start());
+    ctx.register_udf(aggregates::histogram());
+    ctx.register_udf(aggregates::varchar_only());
     ctx.add_analyzer_rule(std::sync::Arc::new(cast::RoundingCasts::new()));
     let functions = [
         strings::functions(),
