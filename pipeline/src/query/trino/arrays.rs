@@ -106,9 +106,11 @@ impl ScalarUDFImpl for Either {
         &self.signature
     }
     fn coerce_types(&self, t: &[DataType]) -> Result<Vec<DataType>> {
-        let f = self.pick(t);
-        // Functions typed by signature (not user-defined) take their arguments as they are.
-        f.coerce_types(t).or_else(|_| Ok(t.to_vec()))
+        if Arc::ptr_eq(self.pick(t), &self.string) {
+            return self.string.coerce_types(t);
+        }
+        // DataFusion's array functions typed by signature take their arguments as they are.
+        self.array.coerce_types(t).or_else(|_| Ok(t.to_vec()))
     }
     fn return_type(&self, t: &[DataType]) -> Result<DataType> {
         self.pick(t).return_type(t)

@@ -3,6 +3,7 @@
 //!   by name; a value that does not fit fails the query instead of becoming NULL.
 //! - A DOUBLE, REAL or DECIMAL cast to an integer type rounds half away from zero
 //!   (`CAST(2.5E0 AS BIGINT)` is 3), where DataFusion truncates.
+//! - A DOUBLE or REAL cast to VARCHAR is written as Trino writes it (`2.56E1`).
 
 use std::sync::Arc;
 
@@ -128,13 +129,102 @@ pub fn positional(a: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
 #[derive(Debug)]
 pub struct RoundingCasts {
     round: Arc<ScalarUDF>,
+    double_text: Arc<ScalarUDF>,
 }
 
 impl RoundingCasts {
     pub fn new() -> Self {
         Self {
-            round: Arc::new(super::math::round_function()),
+            round: Arc::new(ScalarUDF::from(RoundHalf {
+                signature: datafusion::logical_expr::Signature::any(
+                    1,
+                    datafusion::logical_expr::Volatility::Immutable,
+                ),
+            })),
+            double_text: Arc::new(double_text()),
         }
+    }
+}
+
+/// A DOUBLE or REAL as Trino writes it in a cast to VARCHAR: `2.56E1`, `1.0E0`, `NaN`,
+/// `Infinity`.
+pub fn trino_double(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    let s = format!("{v:e}");
+    let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
+    if mantissa.contains('.') {
+        format!("{mantissa}E{exp}")
+    } else {
+        format!("{mantissa}.0E{exp}")
+    }
+}
+
+fn double_text() -> ScalarUDF {
+    super::udf::udf(
+        "trino_double_text",
+        |t| Ok(t.to_vec()),
+        super::udf::utf8,
+        |a, _, _| {
+            let out: arrow::array::StringArray = match a[0].data_type() {
+                DataType::Float32 => a[0]
+                    .as_primitive::<arrow::datatypes::Float32Type>()
+                    .iter()
+                    .map(|v| v.map(|v| trino_double(v.to_string().parse().unwrap_or(v as f64))))
+                    .collect(),
+                _ => a[0]
+                    .as_primitive::<arrow::datatypes::Float64Type>()
+                    .iter()
+                    .map(|v| v.map(trino_double))
+                    .collect(),
+            };
+            Ok(arc(out))
+        },
+    )
+}
+
+/// Rounding half away from zero that keeps its operand's name: the analyzer inserts it
+/// after the names of a plan's columns are fixed, so it must not change them.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct RoundHalf {
+    signature: datafusion::logical_expr::Signature,
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for RoundHalf {
+    fn name(&self) -> &str {
+        "trino_round_half"
+    }
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+    fn schema_name(&self, args: &[Expr]) -> Result<String> {
+        Ok(args
+            .first()
+            .map(|a| a.schema_name().to_string())
+            .unwrap_or_default())
+    }
+    fn return_type(&self, t: &[DataType]) -> Result<DataType> {
+        Ok(t.first().cloned().unwrap_or(DataType::Null))
+    }
+    fn invoke_with_args(
+        &self,
+        args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> Result<datafusion::logical_expr::ColumnarValue> {
+        use datafusion::logical_expr::ColumnarValue;
+        Ok(match &args.args[0] {
+            ColumnarValue::Scalar(s) => {
+                let a = s.to_array()?;
+                ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(
+                    &super::math::round_array(&a)?,
+                    0,
+                )?)
+            }
+            ColumnarValue::Array(a) => ColumnarValue::Array(super::math::round_array(a)?),
+        })
     }
 }
 
@@ -164,13 +254,29 @@ impl AnalyzerRule for RoundingCasts {
                         Expr::TryCast(TryCast { expr, field }) => (expr, field, true),
                         _ => return Ok(Transformed::no(e)),
                     };
-                    if !field.data_type().is_integer() {
-                        return Ok(Transformed::no(e));
-                    }
                     let Ok(from) = inner.get_type(&schema) else {
                         return Ok(Transformed::no(e));
                     };
-                    if !fractional(&from) {
+                    let to = field.data_type();
+                    // A DOUBLE or REAL as text is Trino's scientific notation (2.56E1).
+                    if matches!(from, DataType::Float32 | DataType::Float64)
+                        && matches!(
+                            to,
+                            DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+                        )
+                    {
+                        let text = Expr::ScalarFunction(ScalarFunction::new_udf(
+                            self.double_text.clone(),
+                            vec![(**inner).clone()],
+                        ));
+                        let field = field.clone();
+                        return Ok(Transformed::yes(if tried {
+                            Expr::TryCast(TryCast::new_from_field(Box::new(text), field))
+                        } else {
+                            Expr::Cast(Cast::new_from_field(Box::new(text), field))
+                        }));
+                    }
+                    if !to.is_integer() || !fractional(&from) {
                         return Ok(Transformed::no(e));
                     }
                     let rounded = Expr::ScalarFunction(ScalarFunction::new_udf(

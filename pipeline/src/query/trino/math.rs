@@ -269,7 +269,12 @@ fn round(a: &[ArrayRef], rows: usize, _: &ConfigOptions) -> Result<ArrayRef> {
                     _ => None,
                 });
             }
-            arrow::compute::cast(&arc(arrow::array::Int64Array::from(out)), t)
+            // Out of the type's range fails (a safe cast would answer NULL).
+            let strict = arrow::compute::CastOptions {
+                safe: false,
+                ..Default::default()
+            };
+            arrow::compute::cast_with_options(&arc(arrow::array::Int64Array::from(out)), t, &strict)
                 .map_err(|e| datafusion::error::DataFusionError::Execution(format!("round: {e}")))?
         }
         other => return exec_err!("round takes a number, not {other}"),

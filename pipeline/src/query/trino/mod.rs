@@ -6,6 +6,7 @@
 //! Trino's own function tests (`tests/sql/trino/`).
 
 mod aggregates;
+mod arrayeq;
 mod arrays;
 mod calls;
 mod cast;
@@ -114,6 +115,7 @@ pub fn register(ctx: &SessionContext, dialect: Dialect) {
     ctx.register_udf(aggregates::histogram());
     ctx.register_udf(aggregates::varchar_only());
     ctx.add_analyzer_rule(std::sync::Arc::new(cast::RoundingCasts::new()));
+    ctx.add_analyzer_rule(std::sync::Arc::new(arrayeq::ArrayEquality::new()));
     let functions = [
         strings::functions(),
         regexp::functions(),

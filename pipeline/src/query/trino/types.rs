@@ -106,10 +106,8 @@ pub fn rewrite(sql: &str) -> Result<Option<String>, String> {
             let name = w.value.to_ascii_lowercase();
             let structured = ["array", "row", "map"].contains(&name.as_str())
                 && matches!(next_solid(&tokens, i + 1), Some((_, Token::LParen)));
-            // `AS json)`: the type of a cast, not a column named json.
-            let json_type =
-                name == "json" && matches!(next_solid(&tokens, i + 1), Some((_, Token::RParen)));
-            if structured || json_type {
+            // A plain `AS json` stays: CAST(x AS JSON) is serialisation (tojson.rs).
+            if structured {
                 let (text, end) = parse_type(&tokens, i)?;
                 out.push_str(&text);
                 i = end;
@@ -251,7 +249,7 @@ mod tests {
         );
         assert_eq!(
             r("SELECT CAST(j AS json) AS row"),
-            "SELECT CAST(j AS VARCHAR) AS row"
+            "SELECT CAST(j AS json) AS row"
         );
         assert_eq!(
             r("SELECT array[1] AS arr, row_number() OVER () FROM t"),
