@@ -84,6 +84,11 @@ fn strict() -> CastOptions<'static> {
 pub fn positional(a: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
     Ok(match (a.data_type(), to) {
         (DataType::Null, _) => new_null_array(to, a.len()),
+        // JSON text to an array, a row or a map: the text parsed (Trino's CAST(json AS …)).
+        (
+            DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8,
+            DataType::List(_) | DataType::Struct(_) | DataType::Map(..),
+        ) => from_json(a, to)?,
         (DataType::Struct(from), DataType::Struct(fields)) if from.len() == fields.len() => {
             let s = a.as_struct();
             let columns = s
@@ -122,6 +127,39 @@ pub fn positional(a: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
         }
         _ => cast_with_options(a, to, &strict())?,
     })
+}
+
+/// JSON texts decoded into `to`, one value per row; `null` or NULL is NULL. Numbers and
+/// booleans read into VARCHAR elements as their text; a value that does not fit fails.
+fn from_json(a: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
+    let text = arrow::compute::cast(a, &DataType::Utf8)?;
+    let text = text.as_string::<i32>();
+    let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+        arrow::datatypes::Field::new("v", to.clone(), true),
+    ]));
+    let mut decoder = arrow_json::ReaderBuilder::new(schema)
+        .with_coerce_primitive(true)
+        .with_strict_mode(true)
+        .build_decoder()?;
+    let mut buf = String::new();
+    for v in text.iter() {
+        buf.push_str("{\"v\":");
+        match v {
+            Some(j) if !j.trim().is_empty() => {
+                if serde_json::from_str::<serde_json::Value>(j).is_err() {
+                    return datafusion::common::exec_err!("Cannot cast to {to}: not JSON: {j}");
+                }
+                buf.push_str(j);
+            }
+            _ => buf.push_str("null"),
+        }
+        buf.push_str("}\n");
+    }
+    decoder.decode(buf.as_bytes())?;
+    match decoder.flush()? {
+        Some(batch) if batch.num_rows() == a.len() => Ok(batch.column(0).clone()),
+        _ => datafusion::common::exec_err!("Cannot cast JSON to {to}"),
+    }
 }
 
 /// Rounds a fractional value before a cast to an integer type (runs after type coercion,

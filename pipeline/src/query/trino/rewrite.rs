@@ -215,16 +215,10 @@ fn take_arrow(e: &mut Expr) -> Option<Vec<datafusion::sql::sqlparser::ast::Ident
     take_arrow(next)
 }
 
-/// Whether a SQL type holds a row (matched by position in Trino's casts).
+/// Whether a SQL type is an array or a row: Trino casts to them by position, and from
+/// JSON text by parsing it.
 fn has_row(t: &SqlType) -> bool {
-    use datafusion::sql::sqlparser::ast::ArrayElemTypeDef;
-    match t {
-        SqlType::Struct(..) => true,
-        SqlType::Array(ArrayElemTypeDef::AngleBracket(inner))
-        | SqlType::Array(ArrayElemTypeDef::SquareBracket(inner, _))
-        | SqlType::Array(ArrayElemTypeDef::Parenthesis(inner)) => has_row(inner),
-        _ => false,
-    }
+    matches!(t, SqlType::Struct(..) | SqlType::Array(_))
 }
 
 fn rewrite_expr(e: &mut Expr) {
