@@ -152,6 +152,7 @@ pub fn session_config() -> Result<SessionConfig> {
 fn session_state(
     config: SessionConfig,
     runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+    dialect: trino::Dialect,
 ) -> datafusion::execution::SessionState {
     let mut rules = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
     let at = rules
@@ -166,6 +167,7 @@ fn session_state(
         .with_config(config)
         .with_runtime_env(runtime)
         .with_default_features()
+        .with_analyzer_rules(trino::analyzer_rules(dialect))
         .with_physical_optimizer_rules(rules)
         .build()
 }
@@ -238,7 +240,8 @@ impl QueryEngine {
             config.options_mut().execution.time_zone = Some(tz.clone());
         }
         let config = trino::configure(config, limits.dialect);
-        let ctx = SessionContext::new_with_state(session_state(config, rt.build_arc()?));
+        let ctx =
+            SessionContext::new_with_state(session_state(config, rt.build_arc()?, limits.dialect));
         trino::register(&ctx, limits.dialect);
         for (name, by_time) in [("table_version", false), ("table_at", true)] {
             ctx.register_udtf(

@@ -13,6 +13,7 @@ mod cast;
 mod dateparts;
 mod datetime;
 mod field;
+mod integers;
 mod json;
 mod keepdate;
 mod lambdas;
@@ -100,6 +101,18 @@ pub fn configure(config: SessionConfig, dialect: Dialect) -> SessionConfig {
     config
 }
 
+/// The analyzer rules a dialect needs before type coercion (DataFusion's own rules after
+/// them).
+pub fn analyzer_rules(
+    dialect: Dialect,
+) -> Vec<std::sync::Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> {
+    let mut rules = datafusion::optimizer::Analyzer::new().rules;
+    if dialect == Dialect::Trino {
+        rules.insert(0, std::sync::Arc::new(integers::IntegerLiterals));
+    }
+    rules
+}
+
 /// Registers the dialect's functions in `ctx`, over DataFusion's where names clash.
 pub fn register(ctx: &SessionContext, dialect: Dialect) {
     // UNNEST's spreading of rows into columns (query/unnest.rs) runs in both dialects.
@@ -116,6 +129,7 @@ pub fn register(ctx: &SessionContext, dialect: Dialect) {
     ctx.register_udf(aggregates::varchar_only());
     ctx.add_analyzer_rule(std::sync::Arc::new(cast::RoundingCasts::new()));
     ctx.add_analyzer_rule(std::sync::Arc::new(arrayeq::ArrayEquality::new()));
+    ctx.add_analyzer_rule(std::sync::Arc::new(integers::CheckedArithmetic::new()));
     let functions = [
         strings::functions(),
         regexp::functions(),

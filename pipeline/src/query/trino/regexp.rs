@@ -40,7 +40,12 @@ pub fn functions() -> Vec<ScalarUDF> {
             utf8_list,
             regexp_split,
         ),
-        udf("regexp_position", position_args, int64, regexp_position),
+        udf(
+            "regexp_position",
+            position_args,
+            |_| Ok(DataType::Int32),
+            regexp_position,
+        ),
     ]
 }
 
@@ -303,9 +308,9 @@ fn regexp_position(a: &[ArrayRef], rows: usize, _: &ConfigOptions) -> Result<Arr
         let re = pats.get(p.value(r))?;
         let found = re.find_iter(&text[byte..]).nth((nth - 1) as usize);
         out.push(Some(match found {
-            Some(m) => text[..byte + m.start()].chars().count() as i64 + 1,
+            Some(m) => text[..byte + m.start()].chars().count() as i32 + 1,
             None => -1,
         }));
     }
-    Ok(arc(Int64Array::from(out)))
+    Ok(arc(arrow::array::Int32Array::from(out)))
 }
