@@ -46,6 +46,12 @@ pub fn functions() -> Vec<ScalarUDF> {
         )),
         udf("cardinality", cardinality_args, int64, cardinality),
         udf("trino_repeat_count", repeat_count_args, int64, repeat_count),
+        udf(
+            "trino_nan_null",
+            |t| Ok(t.to_vec()),
+            |t| Ok(t[0].clone()),
+            nan_null,
+        ),
     ]
     .into_iter()
     .chain(extremes())
@@ -344,6 +350,27 @@ fn repeat_count(a: &[ArrayRef], _: usize, _: &ConfigOptions) -> Result<ArrayRef>
     Ok(a[0].clone())
 }
 
+/// `trino_nan_null(x)`: NULL where `x` is NaN or holds one (greatest/least pass over
+/// NaN in Trino); `x` otherwise.
+fn nan_null(a: &[ArrayRef], rows: usize, _: &ConfigOptions) -> Result<ArrayRef> {
+    let x = &a[0];
+    if !matches!(
+        x.data_type(),
+        DataType::Float32 | DataType::Float64 | DataType::List(_)
+    ) {
+        return Ok(x.clone());
+    }
+    let mut keep = Vec::with_capacity(rows);
+    for r in 0..rows {
+        let v = datafusion::common::ScalarValue::try_from_array(x, r)?;
+        keep.push(!has_nan(&v));
+    }
+    Ok(arrow::compute::nullif(
+        x,
+        &arrow::compute::not(&arrow::array::BooleanArray::from(keep))?,
+    )?)
+}
+
 fn text_arg(s: &str) -> FunctionArg {
     FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(
         Value::SingleQuotedString(s.into()).with_span(Span::empty()),
@@ -380,7 +407,7 @@ fn element_type(t: &[DataType]) -> Result<DataType> {
     }
 }
 
-fn has_nan(v: &datafusion::common::ScalarValue) -> bool {
+pub(super) fn has_nan(v: &datafusion::common::ScalarValue) -> bool {
     use datafusion::common::ScalarValue as S;
     match v {
         S::Float64(Some(x)) => x.is_nan(),

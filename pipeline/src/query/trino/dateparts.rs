@@ -1,11 +1,8 @@
 //! Trino's date and time field functions (`year` … `year_of_week`, ISO weeks and days of
-//! the week, all BIGINT), and `last_day_of_month`, `to_iso8601`, `from_iso8601_date`,
-//! `from_unixtime`. A timestamp with a time zone is read in its zone.
+//! the week, all BIGINT), and `last_day_of_month`, `to_iso8601`, `from_iso8601_date`. A timestamp with a time zone is read in its zone.
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, Date32Array, Int64Array, StringBuilder, TimestampMicrosecondArray,
-};
-use arrow::datatypes::{DataType, Date32Type, Float64Type, TimeUnit, TimestampMicrosecondType};
+use arrow::array::{Array, ArrayRef, AsArray, Date32Array, Int64Array, StringBuilder};
+use arrow::datatypes::{DataType, Date32Type, TimeUnit, TimestampMicrosecondType};
 use chrono::{Datelike, NaiveDate, NaiveDateTime, TimeZone, Timelike};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::{Result, exec_err, plan_err};
@@ -46,19 +43,11 @@ pub fn functions() -> Vec<ScalarUDF> {
             date32,
             from_iso8601_date,
         ),
-        udf("from_unixtime", unixtime_arg, utc_micros, from_unixtime),
     ]
 }
 
 fn date32(_: &[DataType]) -> Result<DataType> {
     Ok(DataType::Date32)
-}
-
-fn utc_micros(_: &[DataType]) -> Result<DataType> {
-    Ok(DataType::Timestamp(
-        TimeUnit::Microsecond,
-        Some("UTC".into()),
-    ))
 }
 
 /// A DATE stays a DATE; a timestamp becomes microseconds, keeping its zone.
@@ -69,16 +58,6 @@ fn datetime_arg(t: &[DataType]) -> Result<Vec<DataType>> {
             Ok(vec![DataType::Timestamp(TimeUnit::Microsecond, tz.clone())])
         }
         _ => plan_err!("takes a date or a timestamp, not ({})", list(t)),
-    }
-}
-
-fn unixtime_arg(t: &[DataType]) -> Result<Vec<DataType>> {
-    match t {
-        [n] if n.is_numeric() || n.is_null() => Ok(vec![DataType::Float64]),
-        _ => plan_err!(
-            "from_unixtime takes (double), not ({}); for a zone, use at_timezone(from_unixtime(x), zone)",
-            list(t)
-        ),
     }
 }
 
@@ -94,12 +73,12 @@ pub(super) fn local_times(a: &ArrayRef) -> Result<Vec<Option<NaiveDateTime>>> {
             })
             .collect()),
         DataType::Timestamp(TimeUnit::Microsecond, tz) => {
-            let tz: Option<chrono_tz::Tz> = match tz {
+            // Arrow's zones: names (Asia/Tokyo) and offsets (+07:09).
+            let tz: Option<arrow::array::timezone::Tz> = match tz {
                 None => None,
-                Some(name) => match name.parse::<chrono_tz::Tz>() {
+                Some(name) => match name.parse() {
                     Ok(z) => Some(z),
-                    // Offsets such as +02:00 are fixed; chrono-tz knows names only.
-                    Err(_) => return exec_err!("time zone {name} is not a zone name"),
+                    Err(_) => return exec_err!("{name} is not a time zone"),
                 },
             };
             Ok(a.as_primitive::<TimestampMicrosecondType>()
@@ -179,8 +158,8 @@ fn zone_offsets(a: &ArrayRef) -> Result<Vec<Option<String>>> {
     let DataType::Timestamp(_, Some(name)) = a.data_type() else {
         return Ok(vec![None; a.len()]);
     };
-    let Ok(z) = name.parse::<chrono_tz::Tz>() else {
-        return exec_err!("time zone {name} is not a zone name");
+    let Ok(z) = name.parse::<arrow::array::timezone::Tz>() else {
+        return exec_err!("{name} is not a time zone");
     };
     Ok(a.as_primitive::<TimestampMicrosecondType>()
         .iter()
@@ -234,24 +213,4 @@ fn parse_iso_date(s: &str) -> Option<NaiveDate> {
         [y, d] if d.len() == 3 => NaiveDate::from_yo_opt(y.parse().ok()?, d.parse().ok()?),
         _ => None,
     }
-}
-
-fn from_unixtime(a: &[ArrayRef], _: usize, _: &ConfigOptions) -> Result<ArrayRef> {
-    let secs = a[0].as_primitive::<Float64Type>();
-    let mut out = Vec::with_capacity(secs.len());
-    for s in secs.iter() {
-        out.push(match s {
-            None => None,
-            Some(s) => {
-                let us = (s * 1e6).round();
-                if !us.is_finite() || us.abs() > 9.2e18 {
-                    return exec_err!("from_unixtime: {s} is out of range");
-                }
-                Some(us as i64)
-            }
-        });
-    }
-    Ok(arc(
-        TimestampMicrosecondArray::from(out).with_timezone("UTC")
-    ))
 }

@@ -97,12 +97,8 @@ impl ScalarUDFImpl for KeepDate {
         args.args[self.at] = args.args[self.at].cast_to(&TS, None)?;
         let mut fields = args.arg_fields.clone();
         fields[self.at] = Arc::new(Field::new("t", TS, true));
-        let ret = self.inner.return_type(
-            &fields
-                .iter()
-                .map(|f| f.data_type().clone())
-                .collect::<Vec<_>>(),
-        )?;
+        // Both wrapped functions answer in their date-time argument's type.
+        let ret = TS;
         let out = self.inner.invoke_with_args(ScalarFunctionArgs {
             args: args.args,
             arg_fields: fields,

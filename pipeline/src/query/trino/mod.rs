@@ -27,6 +27,7 @@ mod tojson;
 mod types;
 mod udf;
 mod url;
+mod zones;
 
 pub use rewrite::{name_columns, rewrite};
 pub use types::{rewrite as rewrite_types, rewrite_values};
@@ -138,6 +139,7 @@ pub fn register(ctx: &SessionContext, dialect: Dialect) {
         dateparts::functions(),
         mysqlfmt::functions(),
         math::functions(),
+        zones::functions(),
         arrays::functions(),
     ];
     for f in functions.into_iter().flatten() {

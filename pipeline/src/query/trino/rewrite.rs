@@ -2,8 +2,8 @@
 //!
 //! - `1.5E0`: a DOUBLE in Trino (only literals without an exponent are DECIMAL).
 //! - `IF(c, a [, b])`: `CASE WHEN c THEN a [ELSE b] END`.
-//! - `TIMESTAMP '… +02:00'` (a zone other than UTC in the literal): refused, as DataFusion
-//!   moves the time to UTC and drops the zone.
+//! - `TIMESTAMP '… +02:00'`, `TIMESTAMP '… Asia/Tokyo'`: a timestamp with that zone
+//!   (DataFusion moved the time to UTC and dropped the zone).
 //! - `CAST(x AS CHAR(n))`: refused (no type with CHAR's padding semantics).
 //! - `a IS [NOT] DISTINCT FROM b OR c`: sqlparser binds the comparison looser than
 //!   `AND`/`OR`; Trino (and the SQL standard) bind it like `=`.
@@ -29,13 +29,17 @@ pub fn rewrite(statement: &mut Statement) -> Result<(), String> {
         // (the time moves to UTC), which would answer differently: refused.
         if let Expr::TypedString(ts) = e
             && matches!(ts.data_type, SqlType::Timestamp(..))
-            && zoned_literal(&ts.value.value.to_string())
+            && let Some((wall, zone)) = zoned_literal(&text_of(&ts.value.value))
         {
-            return ControlFlow::Break(format!(
-                "TIMESTAMP {} with a time zone is not supported: use \
-                 from_iso8601_timestamp('…')",
-                ts.value.value
-            ));
+            // A timestamp with its zone (zones.rs).
+            *e = call(
+                "trino_timestamp_tz",
+                vec![
+                    Expr::Value(Value::SingleQuotedString(wall).with_span(Span::empty())),
+                    Expr::Value(Value::SingleQuotedString(zone).with_span(Span::empty())),
+                ],
+            );
+            return ControlFlow::Continue(());
         }
         rewrite_expr(e);
         ControlFlow::Continue(())
@@ -58,22 +62,22 @@ fn unsupported_type(t: &SqlType) -> Option<String> {
     }
 }
 
-/// Whether a TIMESTAMP literal's text ends in a zone other than UTC (`+07:09`,
-/// `Asia/Tokyo`). UTC (`Z`, `UTC`, `+00:00`) is the session's zone: read as written.
-fn zoned_literal(text: &str) -> bool {
-    let t = text.trim_matches('\'').trim();
-    let utc = [
-        "Z", " UTC", " Z", "+00:00", "+00", " +00:00", "-00:00", "+0000",
-    ];
-    if utc.iter().any(|u| t.ends_with(u)) {
-        return false;
+/// A TIMESTAMP literal's wall time and zone, when it names one (`… +07:09`, `…Z`,
+/// `… UTC`, `… Asia/Tokyo`).
+fn zoned_literal(text: &str) -> Option<(String, String)> {
+    let t = text.trim();
+    if let Some(wall) = t.strip_suffix('Z').or_else(|| t.strip_suffix('z')) {
+        return Some((wall.trim().to_string(), "UTC".into()));
     }
-    let Some((_, last)) = t.rsplit_once(' ') else {
-        // `2024-06-04T00:00:00+02:00`
-        return t.rfind(['+']).is_some_and(|i| i > 10)
-            || t.get(10..).is_some_and(|time| time.rfind('-').is_some());
-    };
-    last.starts_with(['+', '-']) || last.chars().any(|c| c.is_ascii_alphabetic())
+    if let Some((wall, zone)) = t.rsplit_once(' ')
+        && (zone.starts_with(['+', '-']) || zone.chars().any(|c| c.is_ascii_alphabetic()))
+    {
+        return Some((wall.trim().to_string(), zone.to_string()));
+    }
+    // `2024-06-04T00:00:00+02:00`: an offset right after the time.
+    let time_at = t.find(['T', ' '])?;
+    let off = t[time_at..].rfind(['+', '-'])? + time_at;
+    Some((t[..off].to_string(), t[off..].to_string()))
 }
 
 /// A literal's text (`'1.50'` → `1.50`).
@@ -329,6 +333,26 @@ fn rewrite_expr(e: &mut Expr) {
                 format: None,
             };
         }
+        // EXTRACT(field FROM date or timestamp): Trino's field functions (BIGINT; DOW is
+        // ISO, Monday = 1). Intervals keep DataFusion's.
+        Expr::Extract { field, expr, .. } if !matches!(**expr, Expr::Interval(_)) => {
+            use datafusion::sql::sqlparser::ast::DateTimeField as F;
+            let f = match field {
+                F::Year => "year",
+                F::Quarter => "quarter",
+                F::Month => "month",
+                F::Week(None) | F::IsoWeek => "week",
+                F::Day => "day",
+                F::DayOfWeek | F::Dow | F::Isodow => "day_of_week",
+                F::DayOfYear | F::Doy => "day_of_year",
+                F::Hour => "hour",
+                F::Minute => "minute",
+                F::Second => "second",
+                F::Isoyear => "year_of_week",
+                _ => return,
+            };
+            *e = call(f, vec![(**expr).clone()]);
+        }
         // POSITION(a IN b) is strpos(b, a): BIGINT.
         Expr::Position { expr, r#in } => {
             *e = call("strpos", vec![(**r#in).clone(), (**expr).clone()]);
@@ -358,7 +382,17 @@ fn rewrite_expr(e: &mut Expr) {
             let Some(any_null) = any_null else {
                 return;
             };
-            let original = e.clone();
+            // NaN is passed over, as in Trino (NULL inside DataFusion's, which skips them),
+            // unless every argument is NaN.
+            let mut skipping = f.clone();
+            if let FunctionArguments::List(l) = &mut skipping.args {
+                for a in l.args.iter_mut() {
+                    if let FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) = a {
+                        *x = call("trino_nan_null", vec![x.clone()]);
+                    }
+                }
+            }
+            let original = call("coalesce", vec![Expr::Function(skipping), e.clone()]);
             *e = Expr::Case {
                 case_token: AttachedToken::empty(),
                 end_token: AttachedToken::empty(),
