@@ -13,6 +13,7 @@ mod cast;
 mod dateparts;
 mod datetime;
 mod field;
+mod format;
 mod integers;
 mod json;
 mod keepdate;
@@ -125,6 +126,7 @@ pub fn register(ctx: &SessionContext, dialect: Dialect) {
     ctx.register_udf(cast::function());
     ctx.register_udf(tojson::function());
     ctx.register_udf(sequence::function());
+    ctx.register_udf(format::function());
     ctx.register_udf(calls::slice_start());
     ctx.register_udf(aggregates::histogram());
     ctx.register_udf(aggregates::varchar_only());

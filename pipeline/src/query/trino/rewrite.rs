@@ -19,6 +19,14 @@ use datafusion::sql::sqlparser::tokenizer::Span;
 
 /// Rewrites `statement` in place, or says which Trino form is not supported.
 pub fn rewrite(statement: &mut Statement) -> Result<(), String> {
+    // TRY first, before its argument is rewritten into something it cannot see through.
+    let tried = visit_expressions_mut(statement, |e| match try_of(e) {
+        Ok(()) => ControlFlow::Continue(()),
+        Err(why) => ControlFlow::Break(why),
+    });
+    if let ControlFlow::Break(why) = tried {
+        return Err(why);
+    }
     let flow = visit_expressions_mut(statement, |e| {
         if let Expr::Cast { data_type, .. } = e
             && let Some(why) = unsupported_type(data_type)
@@ -217,6 +225,67 @@ fn take_arrow(e: &mut Expr) -> Option<Vec<datafusion::sql::sqlparser::ast::Ident
         _ => return None,
     };
     take_arrow(next)
+}
+
+/// `TRY(x)`: NULL where `x` fails. DataFusion has no way to catch an error per row, so
+/// the forms whose errors are known are read without them: `TRY(CAST(…))` is
+/// `TRY_CAST(…)`, `TRY(a / b)` is NULL where `b` is 0. Any other TRY is refused.
+fn try_of(e: &mut Expr) -> Result<(), String> {
+    let Expr::Function(f) = e else {
+        return Ok(());
+    };
+    if !f.name.to_string().eq_ignore_ascii_case("try") {
+        return Ok(());
+    }
+    let args = plain_args(&f.args).unwrap_or_default();
+    let [inner] = args.as_slice() else {
+        return Err("TRY takes one expression".into());
+    };
+    let mut inner = inner.clone();
+    while let Expr::Nested(x) = inner {
+        inner = *x;
+    }
+    *e = match inner {
+        Expr::Cast {
+            expr,
+            data_type,
+            format,
+            ..
+        } => Expr::Cast {
+            kind: CastKind::TryCast,
+            expr,
+            data_type,
+            array: false,
+            format,
+        },
+        Expr::BinaryOp {
+            left,
+            op: op @ (BinaryOperator::Divide | BinaryOperator::Modulo),
+            right,
+        } => Expr::Case {
+            case_token: AttachedToken::empty(),
+            end_token: AttachedToken::empty(),
+            operand: None,
+            conditions: vec![CaseWhen {
+                condition: Expr::BinaryOp {
+                    left: right.clone(),
+                    op: BinaryOperator::Eq,
+                    right: Box::new(Expr::Value(
+                        Value::Number("0".into(), false).with_span(Span::empty()),
+                    )),
+                },
+                result: Expr::Value(Value::Null.with_span(Span::empty())),
+            }],
+            else_result: Some(Box::new(Expr::BinaryOp { left, op, right })),
+        },
+        other => {
+            return Err(format!(
+                "TRY({other}) is not supported: TRY works around a CAST or a division here; \
+                 for other expressions, test the input first (CASE WHEN …)"
+            ));
+        }
+    };
+    Ok(())
 }
 
 /// Whether a SQL type is an array or a row: Trino casts to them by position, and from
