@@ -28,9 +28,21 @@ impl AnalyzerRule for IntegerLiterals {
     }
 
     fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> Result<LogicalPlan> {
+        // A lambda's parameters are typed when the query is planned: VALUES whose columns a
+        // lambda reads must keep their types.
+        let lambdas = plan.exists(|node| {
+            let mut found = false;
+            node.apply_expressions(|e| {
+                found |= e.exists(|x| Ok(matches!(x, Expr::HigherOrderFunction(_))))?;
+                Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+            })?;
+            Ok(found)
+        })?;
         plan.transform_up_with_subqueries(|node| {
             // LIMIT and OFFSET take BIGINT.
-            if matches!(node, LogicalPlan::Limit(_)) {
+            if matches!(node, LogicalPlan::Limit(_))
+                || (lambdas && matches!(node, LogicalPlan::Values(_)))
+            {
                 return Ok(Transformed::no(node));
             }
             // VALUES rows: typed when planned, so the node is built again from them.
