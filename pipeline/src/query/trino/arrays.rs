@@ -55,6 +55,7 @@ pub fn functions() -> Vec<ScalarUDF> {
     ]
     .into_iter()
     .chain(extremes())
+    .chain([array_join()])
     .collect()
 }
 
@@ -127,7 +128,37 @@ impl ScalarUDFImpl for Either {
             .iter()
             .map(|f| f.data_type().clone())
             .collect();
-        self.pick(&types).invoke_with_args(args)
+        let f = self.pick(&types);
+        if !Arc::ptr_eq(f, &self.array) || self.name != "concat" {
+            return f.invoke_with_args(args);
+        }
+        // Trino's array concat is NULL when any argument is (DataFusion's skips NULLs).
+        let rows = args.number_rows;
+        let inputs: Vec<ArrayRef> = args
+            .args
+            .iter()
+            .map(|a| a.to_array(rows))
+            .collect::<Result<_>>()?;
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let out = f.invoke_with_args(args)?.to_array(rows)?;
+        let mut valid = vec![true; rows];
+        for i in &inputs {
+            for (r, v) in valid.iter_mut().enumerate() {
+                *v &= i.is_valid(r) && i.data_type() != &DataType::Null;
+            }
+        }
+        let out = arrow::compute::nullif(
+            &out,
+            &arrow::compute::not(&arrow::array::BooleanArray::from(valid))?,
+        )?;
+        Ok(if scalar {
+            ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&out, 0)?)
+        } else {
+            ColumnarValue::Array(out)
+        })
     }
 }
 
@@ -272,6 +303,11 @@ pub fn rewrite_call(e: &mut Expr) {
                         ),
                         result: null.clone(),
                     },
+                    // An empty array shares nothing, NULLs in the other or not.
+                    CaseWhen {
+                        condition: or(is_empty(&args[0]), is_empty(&args[1])),
+                        result: Expr::Value(Value::Boolean(false).with_span(Span::empty())),
+                    },
                     CaseWhen {
                         condition: overlap,
                         result: Expr::Value(Value::Boolean(true).with_span(Span::empty())),
@@ -369,6 +405,16 @@ fn nan_null(a: &[ArrayRef], rows: usize, _: &ConfigOptions) -> Result<ArrayRef> 
         x,
         &arrow::compute::not(&arrow::array::BooleanArray::from(keep))?,
     )?)
+}
+
+fn is_empty(a: &Expr) -> Expr {
+    Expr::BinaryOp {
+        left: Box::new(super::rewrite::call("cardinality", vec![a.clone()])),
+        op: datafusion::sql::sqlparser::ast::BinaryOperator::Eq,
+        right: Box::new(Expr::Value(
+            Value::Number("0".into(), false).with_span(Span::empty()),
+        )),
+    }
 }
 
 fn text_arg(s: &str) -> FunctionArg {
@@ -469,4 +515,68 @@ fn extreme(a: &[ArrayRef], rows: usize, max: bool) -> Result<ArrayRef> {
         return Ok(arrow::array::new_empty_array(f.data_type()));
     }
     S::iter_to_array(out)
+}
+
+/// Trino's `array_join(array, delimiter [, null_replacement])`: each element as Trino casts
+/// it to VARCHAR (a DOUBLE as `2.1E0`), NULL elements left out unless replaced; an array of
+/// arrays is refused.
+pub fn array_join() -> ScalarUDF {
+    udf(
+        "array_join",
+        |t| match t {
+            [DataType::List(f), rest @ ..]
+                if rest.len() <= 2 && rest.iter().all(stringy) && !is_list(f.data_type()) =>
+            {
+                let mut v = vec![t[0].clone()];
+                v.extend(rest.iter().map(|_| DataType::Utf8));
+                Ok(v)
+            }
+            _ => plan_err!(
+                "array_join takes (array of scalars, varchar [, varchar]), not ({})",
+                list(t)
+            ),
+        },
+        utf8,
+        array_join_kernel,
+    )
+}
+
+/// A value as Trino casts it to VARCHAR.
+fn varchar_text(v: &datafusion::common::ScalarValue) -> String {
+    use datafusion::common::ScalarValue as S;
+    match v {
+        S::Float64(Some(x)) => super::cast::trino_double(*x),
+        S::Float32(Some(x)) => {
+            super::cast::trino_double(x.to_string().parse().unwrap_or(*x as f64))
+        }
+        S::Utf8(Some(s)) | S::Utf8View(Some(s)) | S::LargeUtf8(Some(s)) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn array_join_kernel(a: &[ArrayRef], rows: usize, _: &ConfigOptions) -> Result<ArrayRef> {
+    use datafusion::common::ScalarValue as S;
+    let l = a[0].as_list::<i32>();
+    let sep = str_arg(&a[1])?;
+    let repl = a.get(2).map(str_arg).transpose()?;
+    let mut out = StringBuilder::new();
+    for r in 0..rows {
+        if l.is_null(r) || sep.is_null(r) || repl.is_some_and(|x| x.is_null(r)) {
+            out.append_null();
+            continue;
+        }
+        let items = l.value(r);
+        let mut parts = Vec::with_capacity(items.len());
+        for i in 0..items.len() {
+            if items.is_null(i) {
+                if let Some(x) = repl {
+                    parts.push(x.value(r).to_string());
+                }
+                continue;
+            }
+            parts.push(varchar_text(&S::try_from_array(&items, i)?));
+        }
+        out.append_value(parts.join(sep.value(r)));
+    }
+    Ok(arc(out.finish()))
 }

@@ -134,8 +134,11 @@ pub fn positional(a: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
 fn from_json(a: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
     let text = arrow::compute::cast(a, &DataType::Utf8)?;
     let text = text.as_string::<i32>();
+    // Numbers are read exactly (as decimals) and then cast, so that a fraction rounds into
+    // an integer or a narrower decimal as Trino rounds it (arrow-json would truncate).
+    let reading = exact(to);
     let schema = Arc::new(arrow::datatypes::Schema::new(vec![
-        arrow::datatypes::Field::new("v", to.clone(), true),
+        arrow::datatypes::Field::new("v", reading.clone(), true),
     ]));
     let mut decoder = arrow_json::ReaderBuilder::new(schema)
         .with_coerce_primitive(true)
@@ -157,8 +160,39 @@ fn from_json(a: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
     }
     decoder.decode(buf.as_bytes())?;
     match decoder.flush()? {
-        Some(batch) if batch.num_rows() == a.len() => Ok(batch.column(0).clone()),
+        Some(batch) if batch.num_rows() == a.len() => {
+            if &reading == to {
+                Ok(batch.column(0).clone())
+            } else {
+                positional(batch.column(0), to)
+            }
+        }
         _ => datafusion::common::exec_err!("Cannot cast JSON to {to}"),
+    }
+}
+
+/// `t` with integers and decimals read as wide decimals.
+fn exact(t: &DataType) -> DataType {
+    use arrow::datatypes::Field;
+    match t {
+        t if t.is_integer() => DataType::Decimal128(38, 10),
+        DataType::Decimal128(p, s) => {
+            let spare = 38u8.saturating_sub(*p).min(10) as i8;
+            DataType::Decimal128(38, s + spare)
+        }
+        DataType::List(f) => DataType::List(Arc::new(Field::new(
+            f.name(),
+            exact(f.data_type()),
+            f.is_nullable(),
+        ))),
+        DataType::Struct(fields) => DataType::Struct(
+            fields
+                .iter()
+                .map(|f| Field::new(f.name(), exact(f.data_type()), f.is_nullable()))
+                .collect::<Vec<_>>()
+                .into(),
+        ),
+        other => other.clone(),
     }
 }
 

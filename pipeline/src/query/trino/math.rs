@@ -256,6 +256,10 @@ fn round(a: &[ArrayRef], rows: usize, _: &ConfigOptions) -> Result<ArrayRef> {
             let mut out = Vec::with_capacity(rows);
             for r in 0..rows {
                 out.push(match (v.is_valid(r).then(|| v.value(r)), digits(r)) {
+                    // Trino rounds in BIGINT: a factor past 10^18 overflows.
+                    (Some(_), Some(d)) if d < -18 => {
+                        return exec_err!("round: 10^{} is out of range for BIGINT", -d);
+                    }
                     (Some(v), Some(d)) if d < 0 => {
                         let drop = (-d).min(38) as i8;
                         let f = 10i128.checked_pow(drop as u32).unwrap_or(i128::MAX);
