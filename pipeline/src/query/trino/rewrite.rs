@@ -20,7 +20,7 @@ use datafusion::sql::sqlparser::tokenizer::Span;
 /// Rewrites `statement` in place, or says which Trino form is not supported.
 pub fn rewrite(statement: &mut Statement) -> Result<(), String> {
     // TRY first, before its argument is rewritten into something it cannot see through.
-    let tried = visit_expressions_mut(statement, |e| match try_of(e) {
+    let tried = visit_expressions_mut(statement, |e| match super::tryexpr::try_of(e) {
         Ok(()) => ControlFlow::Continue(()),
         Err(why) => ControlFlow::Break(why),
     });
@@ -115,7 +115,7 @@ fn decimal_shape(text: &str) -> Option<(u64, u64)> {
 }
 
 /// A function's arguments when all are plain expressions.
-fn plain_args(args: &FunctionArguments) -> Option<Vec<Expr>> {
+pub(super) fn plain_args(args: &FunctionArguments) -> Option<Vec<Expr>> {
     let FunctionArguments::List(list) = args else {
         return None;
     };
@@ -225,67 +225,6 @@ fn take_arrow(e: &mut Expr) -> Option<Vec<datafusion::sql::sqlparser::ast::Ident
         _ => return None,
     };
     take_arrow(next)
-}
-
-/// `TRY(x)`: NULL where `x` fails. DataFusion has no way to catch an error per row, so
-/// the forms whose errors are known are read without them: `TRY(CAST(…))` is
-/// `TRY_CAST(…)`, `TRY(a / b)` is NULL where `b` is 0. Any other TRY is refused.
-fn try_of(e: &mut Expr) -> Result<(), String> {
-    let Expr::Function(f) = e else {
-        return Ok(());
-    };
-    if !f.name.to_string().eq_ignore_ascii_case("try") {
-        return Ok(());
-    }
-    let args = plain_args(&f.args).unwrap_or_default();
-    let [inner] = args.as_slice() else {
-        return Err("TRY takes one expression".into());
-    };
-    let mut inner = inner.clone();
-    while let Expr::Nested(x) = inner {
-        inner = *x;
-    }
-    *e = match inner {
-        Expr::Cast {
-            expr,
-            data_type,
-            format,
-            ..
-        } => Expr::Cast {
-            kind: CastKind::TryCast,
-            expr,
-            data_type,
-            array: false,
-            format,
-        },
-        Expr::BinaryOp {
-            left,
-            op: op @ (BinaryOperator::Divide | BinaryOperator::Modulo),
-            right,
-        } => Expr::Case {
-            case_token: AttachedToken::empty(),
-            end_token: AttachedToken::empty(),
-            operand: None,
-            conditions: vec![CaseWhen {
-                condition: Expr::BinaryOp {
-                    left: right.clone(),
-                    op: BinaryOperator::Eq,
-                    right: Box::new(Expr::Value(
-                        Value::Number("0".into(), false).with_span(Span::empty()),
-                    )),
-                },
-                result: Expr::Value(Value::Null.with_span(Span::empty())),
-            }],
-            else_result: Some(Box::new(Expr::BinaryOp { left, op, right })),
-        },
-        other => {
-            return Err(format!(
-                "TRY({other}) is not supported: TRY works around a CAST or a division here; \
-                 for other expressions, test the input first (CASE WHEN …)"
-            ));
-        }
-    };
-    Ok(())
 }
 
 /// Whether a SQL type is an array or a row: Trino casts to them by position, and from
@@ -534,68 +473,4 @@ fn rewrite_expr(e: &mut Expr) {
         }
         _ => {}
     }
-}
-
-/// Names every unaliased expression of every SELECT `_colN` (its 0-based position), as
-/// Trino names them.
-pub fn name_columns(statement: &mut Statement) {
-    use datafusion::sql::sqlparser::ast::{
-        Ident, Query, SelectItem, SetExpr, visit_statements_mut,
-    };
-    fn set(body: &mut SetExpr) {
-        match body {
-            SetExpr::Select(select) => {
-                for (i, item) in select.projection.iter_mut().enumerate() {
-                    if let SelectItem::UnnamedExpr(e) = item
-                        && !matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
-                    {
-                        *item = SelectItem::ExprWithAlias {
-                            expr: e.clone(),
-                            alias: Ident::new(format!("_col{i}")),
-                        };
-                    }
-                }
-            }
-            SetExpr::Query(q) => query(q),
-            SetExpr::SetOperation { left, right, .. } => {
-                set(left);
-                set(right);
-            }
-            _ => {}
-        }
-    }
-    fn query(q: &mut Query) {
-        if let Some(with) = &mut q.with {
-            for cte in &mut with.cte_tables {
-                query(&mut cte.query);
-            }
-        }
-        set(&mut q.body);
-    }
-    let _ = visit_statements_mut(statement, |s| {
-        if let Statement::Query(q) = s {
-            query(q);
-        }
-        ControlFlow::<()>::Continue(())
-    });
-    // Casts named with their type, so that two casts of one column differ.
-    let _ = visit_expressions_mut(statement, |e| {
-        if let Expr::Cast {
-            kind: CastKind::Cast,
-            expr,
-            data_type,
-            ..
-        } = e
-        {
-            let null = Expr::Cast {
-                kind: CastKind::Cast,
-                expr: Box::new(Expr::Value(Value::Null.with_span(Span::empty()))),
-                data_type: data_type.clone(),
-                array: false,
-                format: None,
-            };
-            *e = call("trino_cast", vec![(**expr).clone(), null]);
-        }
-        ControlFlow::<()>::Continue(())
-    });
 }
