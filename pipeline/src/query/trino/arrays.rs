@@ -236,22 +236,13 @@ fn cardinality(a: &[ArrayRef], rows: usize, _: &ConfigOptions) -> Result<ArrayRe
 
 /// Rewrites calls whose Trino meaning is another DataFusion function.
 pub fn rewrite_call(e: &mut Expr) {
+    let Some((name, args)) = super::rewrite::call_parts(e) else {
+        return;
+    };
     let Expr::Function(f) = e else {
         return;
     };
-    let name = f.name.to_string().to_ascii_lowercase();
     let FunctionArguments::List(list) = &mut f.args else {
-        return;
-    };
-    let plain: Option<Vec<Expr>> = list
-        .args
-        .iter()
-        .map(|a| match a {
-            FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => Some(x.clone()),
-            _ => None,
-        })
-        .collect();
-    let Some(args) = plain else {
         return;
     };
     let rename = |f: &mut datafusion::sql::sqlparser::ast::Function, to: &str| {

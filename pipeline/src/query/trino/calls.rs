@@ -5,8 +5,7 @@
 
 use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, CaseWhen, CastKind, DataType as SqlType, Expr, FunctionArg, FunctionArgExpr,
-    FunctionArguments, Value,
+    BinaryOperator, CaseWhen, CastKind, DataType as SqlType, Expr, Value,
 };
 use datafusion::sql::sqlparser::tokenizer::Span;
 
@@ -61,22 +60,7 @@ fn has_null(a: &Expr) -> Expr {
 }
 
 pub fn rewrite_call(e: &mut Expr) {
-    let Expr::Function(f) = e else {
-        return;
-    };
-    let name = f.name.to_string().to_ascii_lowercase();
-    let FunctionArguments::List(list) = &f.args else {
-        return;
-    };
-    let args: Option<Vec<Expr>> = list
-        .args
-        .iter()
-        .map(|a| match a {
-            FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => Some(x.clone()),
-            _ => None,
-        })
-        .collect();
-    let Some(a) = args else {
+    let Some((name, a)) = super::rewrite::call_parts(e) else {
         return;
     };
     let null = lit(Value::Null);

@@ -271,18 +271,13 @@ impl ScalarUDFImpl for Checked {
         Ok(t.first().cloned().unwrap_or(DataType::Null))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let rows = if scalar { 1 } else { args.number_rows };
-        let l = args.args[0].to_array(rows)?;
-        let r = args.args[1].to_array(rows)?;
+        let (arrays, scalar) = super::udf::arrays_of(&args)?;
+        let (l, r) = (&arrays[0], &arrays[1]);
         use arrow::compute::kernels::numeric;
         let out: std::result::Result<ArrayRef, _> = match self.symbol {
-            "+" => numeric::add(&l, &r),
-            "-" => numeric::sub(&l, &r),
-            _ => numeric::mul(&l, &r),
+            "+" => numeric::add(l, r),
+            "-" => numeric::sub(l, r),
+            _ => numeric::mul(l, r),
         };
         let out = out.map_err(|e| {
             datafusion::error::DataFusionError::Execution(format!(
@@ -295,10 +290,6 @@ impl ScalarUDFImpl for Checked {
                 }
             ))
         })?;
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-        } else {
-            ColumnarValue::Array(out)
-        })
+        super::udf::value_of(out, scalar)
     }
 }

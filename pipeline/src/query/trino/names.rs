@@ -3,10 +3,9 @@
 
 use std::ops::ControlFlow;
 
-use datafusion::sql::sqlparser::ast::{CastKind, Expr, Statement, Value, visit_expressions_mut};
-use datafusion::sql::sqlparser::tokenizer::Span;
+use datafusion::sql::sqlparser::ast::{CastKind, Expr, Statement, visit_expressions_mut};
 
-use super::rewrite::call;
+use super::rewrite::trino_cast;
 
 /// Names every unaliased expression of every SELECT `_colN` (its 0-based position), as
 /// Trino names them.
@@ -59,14 +58,7 @@ pub fn name_columns(statement: &mut Statement) {
             ..
         } = e
         {
-            let null = Expr::Cast {
-                kind: CastKind::Cast,
-                expr: Box::new(Expr::Value(Value::Null.with_span(Span::empty()))),
-                data_type: data_type.clone(),
-                array: false,
-                format: None,
-            };
-            *e = call("trino_cast", vec![(**expr).clone(), null]);
+            *e = trino_cast(expr, data_type);
         }
         ControlFlow::<()>::Continue(())
     });

@@ -114,6 +114,17 @@ fn decimal_shape(text: &str) -> Option<(u64, u64)> {
     (precision <= 38).then_some((precision, scale))
 }
 
+/// A call's name in lower case and its arguments, when all are plain expressions.
+pub(super) fn call_parts(e: &Expr) -> Option<(String, Vec<Expr>)> {
+    let Expr::Function(f) = e else {
+        return None;
+    };
+    Some((
+        f.name.to_string().to_ascii_lowercase(),
+        plain_args(&f.args)?,
+    ))
+}
+
 /// A function's arguments when all are plain expressions.
 pub(super) fn plain_args(args: &FunctionArguments) -> Option<Vec<Expr>> {
     let FunctionArguments::List(list) = args else {
@@ -227,6 +238,18 @@ fn take_arrow(e: &mut Expr) -> Option<Vec<datafusion::sql::sqlparser::ast::Ident
     take_arrow(next)
 }
 
+/// `trino_cast(expr, CAST(NULL AS type))`: Trino's cast of `expr` to `type` (cast.rs).
+pub(super) fn trino_cast(expr: &Expr, data_type: &SqlType) -> Expr {
+    let null = Expr::Cast {
+        kind: CastKind::Cast,
+        expr: Box::new(Expr::Value(Value::Null.with_span(Span::empty()))),
+        data_type: data_type.clone(),
+        array: false,
+        format: None,
+    };
+    call("trino_cast", vec![expr.clone(), null])
+}
+
 /// Whether a SQL type is an array or a row: Trino casts to them by position, and from
 /// JSON text by parsing it.
 fn has_row(t: &SqlType) -> bool {
@@ -252,14 +275,7 @@ fn rewrite_expr(e: &mut Expr) {
     } = e
         && has_row(data_type)
     {
-        let null = Expr::Cast {
-            kind: CastKind::Cast,
-            expr: Box::new(Expr::Value(Value::Null.with_span(Span::empty()))),
-            data_type: data_type.clone(),
-            array: false,
-            format: None,
-        };
-        *e = call("trino_cast", vec![(**expr).clone(), null]);
+        *e = trino_cast(expr, data_type);
         return;
     }
     if let Expr::Function(f) = e

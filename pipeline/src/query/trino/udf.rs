@@ -68,16 +68,8 @@ impl ScalarUDFImpl for Udf {
         (self.returns)(t)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let (arrays, scalar) = arrays_of(&args)?;
         let rows = if scalar { 1 } else { args.number_rows };
-        let arrays: Vec<ArrayRef> = args
-            .args
-            .iter()
-            .map(|a| a.to_array(rows))
-            .collect::<Result<_>>()?;
         let out = (self.kernel)(&arrays, rows, &args.config_options)?;
         if out.data_type() != args.return_field.data_type() {
             return exec_err!(
@@ -87,12 +79,33 @@ impl ScalarUDFImpl for Udf {
                 args.return_field.data_type()
             );
         }
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-        } else {
-            ColumnarValue::Array(out)
-        })
+        value_of(out, scalar)
     }
+}
+
+/// A call's arguments as arrays (of one row when every argument is a scalar), and whether
+/// they were all scalars.
+pub fn arrays_of(args: &ScalarFunctionArgs) -> Result<(Vec<ArrayRef>, bool)> {
+    let scalar = args
+        .args
+        .iter()
+        .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+    let rows = if scalar { 1 } else { args.number_rows };
+    let arrays = args
+        .args
+        .iter()
+        .map(|a| a.to_array(rows))
+        .collect::<Result<_>>()?;
+    Ok((arrays, scalar))
+}
+
+/// A kernel's result as the call's value: a scalar when every argument was one.
+pub fn value_of(out: ArrayRef, scalar: bool) -> Result<ColumnarValue> {
+    Ok(if scalar {
+        ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+    } else {
+        ColumnarValue::Array(out)
+    })
 }
 
 // ---------------------------------------------------------------- argument shapes

@@ -12,38 +12,24 @@ use regex::Regex;
 
 use super::udf::{arc, int64, str_arg, udf, utf8};
 
+macro_rules! part {
+    ($name:literal, $part:expr) => {
+        udf(
+            $name,
+            |t| super::udf::strings(t, 1, 1, $name),
+            utf8,
+            |a, n, _| part(a, n, $part),
+        )
+    };
+}
+
 pub fn functions() -> Vec<ScalarUDF> {
     vec![
-        udf(
-            "url_extract_protocol",
-            |t| super::udf::strings(t, 1, 1, "url_extract_protocol"),
-            utf8,
-            |a, n, _| part(a, n, Part::Protocol),
-        ),
-        udf(
-            "url_extract_host",
-            |t| super::udf::strings(t, 1, 1, "url_extract_host"),
-            utf8,
-            |a, n, _| part(a, n, Part::Host),
-        ),
-        udf(
-            "url_extract_path",
-            |t| super::udf::strings(t, 1, 1, "url_extract_path"),
-            utf8,
-            |a, n, _| part(a, n, Part::Path),
-        ),
-        udf(
-            "url_extract_query",
-            |t| super::udf::strings(t, 1, 1, "url_extract_query"),
-            utf8,
-            |a, n, _| part(a, n, Part::Query),
-        ),
-        udf(
-            "url_extract_fragment",
-            |t| super::udf::strings(t, 1, 1, "url_extract_fragment"),
-            utf8,
-            |a, n, _| part(a, n, Part::Fragment),
-        ),
+        part!("url_extract_protocol", Part::Protocol),
+        part!("url_extract_host", Part::Host),
+        part!("url_extract_path", Part::Path),
+        part!("url_extract_query", Part::Query),
+        part!("url_extract_fragment", Part::Fragment),
         udf(
             "url_extract_port",
             |t| super::udf::strings(t, 1, 1, "url_extract_port"),

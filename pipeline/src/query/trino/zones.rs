@@ -189,17 +189,14 @@ impl ScalarUDFImpl for Zoned {
         Ok(Arc::new(Field::new(self.name, ts(&zone), true)))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let (arrays, scalar) = super::udf::arrays_of(&args)?;
         let rows = if scalar { 1 } else { args.number_rows };
         let DataType::Timestamp(_, Some(zone)) = args.return_field.data_type() else {
             return exec_err!("{}: no zone in its type", self.name);
         };
         let tz = Tz::from_str(zone)
             .map_err(|e| datafusion::error::DataFusionError::Execution(e.to_string()))?;
-        let a = args.args[0].to_array(rows)?;
+        let a = &arrays[0];
         let micros: Vec<Option<i64>> = match self.kind {
             Kind::Literal => {
                 let s = a.as_string::<i32>();
@@ -250,12 +247,9 @@ impl ScalarUDFImpl for Zoned {
                 out
             }
         };
-        let out = Arc::new(TimestampMicrosecondArray::from(micros).with_timezone(zone.as_ref()));
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(out.as_ref(), 0)?)
-        } else {
-            ColumnarValue::Array(out)
-        })
+        let out: arrow::array::ArrayRef =
+            Arc::new(TimestampMicrosecondArray::from(micros).with_timezone(zone.as_ref()));
+        super::udf::value_of(out, scalar)
     }
 }
 
