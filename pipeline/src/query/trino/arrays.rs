@@ -249,7 +249,10 @@ pub fn rewrite_call(e: &mut Expr) {
         f.name = ObjectName(vec![ObjectNamePart::Identifier(Ident::new(to))]);
     };
     match (name.as_str(), args.len()) {
-        ("array_remove", 2) => rename(f, "array_remove_all"),
+        ("array_remove", 2) => {
+            comparable_args(&mut list.args, &args);
+            rename(f, "array_remove_all");
+        }
         ("repeat", 2) => {
             // array_repeat, with Trino's bounds on the count.
             list.args[1] = FunctionArg::Unnamed(FunctionArgExpr::Expr(super::rewrite::call(
@@ -311,6 +314,7 @@ pub fn rewrite_call(e: &mut Expr) {
             list.args.push(text_arg("NULLS LAST"));
         }
         ("array_position", 2) => {
+            comparable_args(&mut list.args, &args);
             let either_null = Expr::BinaryOp {
                 left: Box::new(Expr::IsNull(Box::new(args[0].clone()))),
                 op: datafusion::sql::sqlparser::ast::BinaryOperator::Or,
@@ -368,6 +372,18 @@ fn repeat_count(a: &[ArrayRef], _: usize, _: &ConfigOptions) -> Result<ArrayRef>
         }
     }
     Ok(a[0].clone())
+}
+
+/// An array and the value looked for in it, checked as Trino checks arrays compared for
+/// equality (elements.rs).
+fn comparable_args(list: &mut [FunctionArg], args: &[Expr]) {
+    list[0] = FunctionArg::Unnamed(FunctionArgExpr::Expr(super::rewrite::call(
+        "trino_comparable_elements",
+        vec![args[0].clone()],
+    )));
+    list[1] = FunctionArg::Unnamed(FunctionArgExpr::Expr(super::calls::comparable_value(
+        &args[1],
+    )));
 }
 
 fn is_empty(a: &Expr) -> Expr {

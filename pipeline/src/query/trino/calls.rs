@@ -59,6 +59,12 @@ fn has_null(a: &Expr) -> Expr {
     )
 }
 
+/// The value looked for in an array, checked as Trino checks an array value (no NULL
+/// inside; elements.rs); any other value as it is.
+pub(super) fn comparable_value(x: &Expr) -> Expr {
+    call("trino_comparable_value", vec![x.clone()])
+}
+
 pub fn rewrite_call(e: &mut Expr) {
     let Some((name, a)) = super::rewrite::call_parts(e) else {
         return;
@@ -85,7 +91,13 @@ pub fn rewrite_call(e: &mut Expr) {
                     null.clone(),
                 ),
                 (
-                    call("array_has", vec![arr.clone(), x.clone()]),
+                    call(
+                        "array_has",
+                        vec![
+                            call("trino_comparable_elements", vec![arr.clone()]),
+                            comparable_value(x),
+                        ],
+                    ),
                     lit(Value::Boolean(true)),
                 ),
                 (has_null(arr), null),

@@ -12,6 +12,7 @@ use super::udf::{arc, list, str_arg, stringy, udf, utf8};
 
 pub fn functions() -> Vec<ScalarUDF> {
     let mut f = extremes();
+    f.extend(comparable());
     f.push(array_join());
     f.push(udf(
         "trino_nan_null",
@@ -206,4 +207,51 @@ fn array_join_kernel(a: &[ArrayRef], rows: usize, _: &ConfigOptions) -> Result<A
         out.append_value(parts.join(sep.value(r)));
     }
     Ok(arc(out.finish()))
+}
+
+/// `trino_comparable_elements(a)` and `trino_comparable_value(x)`: their argument, after
+/// Trino's check that arrays compared for equality hold no NULL (`contains`,
+/// `array_position` and `array_remove` over arrays of arrays fail there in Trino, where
+/// DataFusion would answer).
+pub fn comparable() -> Vec<ScalarUDF> {
+    vec![
+        udf(
+            "trino_comparable_elements",
+            |t| Ok(t.to_vec()),
+            |t| Ok(t[0].clone()),
+            |a, rows, _| check_nested(&a[0], rows, true),
+        ),
+        udf(
+            "trino_comparable_value",
+            |t| Ok(t.to_vec()),
+            |t| Ok(t[0].clone()),
+            |a, rows, _| check_nested(&a[0], rows, false),
+        ),
+    ]
+}
+
+fn check_nested(x: &ArrayRef, rows: usize, elements: bool) -> Result<ArrayRef> {
+    let DataType::List(f) = x.data_type() else {
+        return Ok(x.clone());
+    };
+    let l = x.as_list::<i32>();
+    for r in 0..rows.min(l.len()) {
+        if l.is_null(r) {
+            continue;
+        }
+        let items = l.value(r);
+        let holds_null = |a: &ArrayRef| (0..a.len()).any(|i| a.is_null(i));
+        let bad = if elements {
+            matches!(f.data_type(), DataType::List(_)) && {
+                let inner = items.as_list::<i32>();
+                (0..inner.len()).any(|i| inner.is_valid(i) && holds_null(&inner.value(i)))
+            }
+        } else {
+            holds_null(&items)
+        };
+        if bad {
+            return exec_err!("ARRAY comparison not supported for arrays with null elements");
+        }
+    }
+    Ok(x.clone())
 }
