@@ -139,6 +139,7 @@ pub fn register(ctx: &SessionContext, dialect: Dialect) {
     ctx.add_analyzer_rule(std::sync::Arc::new(integers::CheckedArithmetic::new()));
     let functions = [
         strings::functions(),
+        strings::radix(),
         regexp::functions(),
         json::functions(),
         url::functions(),

@@ -323,3 +323,103 @@ fn hamming(a: &[ArrayRef], rows: usize, _: &ConfigOptions) -> Result<ArrayRef> {
     }
     Ok(arc(Int64Array::from(out)))
 }
+
+/// `to_base`, `from_base` (radix 2 to 36) and `codepoint` (of a one-character string).
+pub fn radix() -> Vec<ScalarUDF> {
+    vec![
+        udf("to_base", base_args, utf8, to_base),
+        udf(
+            "from_base",
+            |t| match t {
+                [s, r] if stringy(s) && integral(r) => Ok(vec![DataType::Utf8, DataType::Int64]),
+                _ => plan_err!("from_base takes (varchar, bigint), not ({})", list(t)),
+            },
+            int64,
+            from_base,
+        ),
+        udf(
+            "codepoint",
+            |t| one_string(t, "codepoint"),
+            |_| Ok(DataType::Int32),
+            codepoint,
+        ),
+    ]
+}
+
+fn base_args(t: &[DataType]) -> Result<Vec<DataType>> {
+    match t {
+        [n, r] if integral(n) && integral(r) => Ok(vec![DataType::Int64, DataType::Int64]),
+        _ => plan_err!("to_base takes (bigint, bigint), not ({})", list(t)),
+    }
+}
+
+fn radix_of(r: i64) -> Result<u32> {
+    if !(2..=36).contains(&r) {
+        return exec_err!("Radix must be between 2 and 36");
+    }
+    Ok(r as u32)
+}
+
+fn to_base(a: &[ArrayRef], rows: usize, _: &ConfigOptions) -> Result<ArrayRef> {
+    let (n, r) = (i64_arg(&a[0])?, i64_arg(&a[1])?);
+    let (n, r) = (n.as_primitive::<Int64Type>(), r.as_primitive::<Int64Type>());
+    let mut out = StringBuilder::new();
+    for i in 0..rows {
+        if n.is_null(i) || r.is_null(i) {
+            out.append_null();
+            continue;
+        }
+        let radix = radix_of(r.value(i))?;
+        let v = n.value(i);
+        let mut digits = Vec::new();
+        let mut m = v.unsigned_abs();
+        loop {
+            digits.push(std::char::from_digit((m % radix as u64) as u32, radix).unwrap_or('?'));
+            m /= radix as u64;
+            if m == 0 {
+                break;
+            }
+        }
+        if v < 0 {
+            digits.push('-');
+        }
+        out.append_value(digits.iter().rev().collect::<String>());
+    }
+    Ok(arc(out.finish()))
+}
+
+fn from_base(a: &[ArrayRef], rows: usize, _: &ConfigOptions) -> Result<ArrayRef> {
+    let s = str_arg(&a[0])?;
+    let r = i64_arg(&a[1])?;
+    let r = r.as_primitive::<Int64Type>();
+    let mut out = Vec::with_capacity(rows);
+    for i in 0..rows {
+        if s.is_null(i) || r.is_null(i) {
+            out.push(None);
+            continue;
+        }
+        let radix = radix_of(r.value(i))?;
+        match i64::from_str_radix(s.value(i), radix) {
+            Ok(v) => out.push(Some(v)),
+            Err(_) => return exec_err!("Not a valid base-{radix} number: {}", s.value(i)),
+        }
+    }
+    Ok(arc(Int64Array::from(out)))
+}
+
+fn codepoint(a: &[ArrayRef], rows: usize, _: &ConfigOptions) -> Result<ArrayRef> {
+    let s = str_arg(&a[0])?;
+    let mut out = Vec::with_capacity(rows);
+    for i in 0..rows {
+        if s.is_null(i) {
+            out.push(None);
+            continue;
+        }
+        let mut chars = s.value(i).chars();
+        match (chars.next(), chars.next()) {
+            (Some(c), None) => out.push(Some(c as i32)),
+            _ => return exec_err!("Input string must be a single character string"),
+        }
+    }
+    Ok(arc(arrow::array::Int32Array::from(out)))
+}
