@@ -6,12 +6,9 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray};
 use arrow::datatypes::DataType;
-use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, Result, ScalarValue, plan_err};
 use datafusion::logical_expr::expr::ScalarFunction;
-use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator, ScalarUDF};
-use datafusion::optimizer::AnalyzerRule;
+use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, Operator, ScalarUDF};
 
 use super::udf::{arc, udf};
 
@@ -54,7 +51,13 @@ fn eq3(x: &ScalarValue, y: &ScalarValue) -> Result<Option<bool>> {
         return Ok(None);
     }
     let (ScalarValue::List(a), ScalarValue::List(b)) = (x, y) else {
-        return Ok(Some(x == y));
+        // Floats as IEEE compares them (NaN is not equal to itself; -0 equals 0), not by
+        // ScalarValue's total order.
+        return Ok(Some(match (x, y) {
+            (ScalarValue::Float64(Some(a)), ScalarValue::Float64(Some(b))) => a == b,
+            (ScalarValue::Float32(Some(a)), ScalarValue::Float32(Some(b))) => a == b,
+            _ => x == y,
+        }));
     };
     let (a, b): (ArrayRef, ArrayRef) = (a.value(0), b.value(0));
     if a.len() != b.len() {
@@ -74,7 +77,7 @@ fn eq3(x: &ScalarValue, y: &ScalarValue) -> Result<Option<bool>> {
     Ok(if undecided { None } else { Some(true) })
 }
 
-/// Rewrites `=`/`<>` between arrays to `trino_array_eq` (after type coercion).
+/// `=`/`<>` between arrays as `trino_array_eq` (applied after type coercion, `typed.rs`).
 #[derive(Debug)]
 pub struct ArrayEquality {
     eq: Arc<ScalarUDF>,
@@ -88,43 +91,27 @@ impl ArrayEquality {
     }
 }
 
-impl AnalyzerRule for ArrayEquality {
-    fn name(&self) -> &str {
-        "trino_array_equality"
-    }
-
-    fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> Result<LogicalPlan> {
-        plan.transform_up_with_subqueries(|node| {
-            let mut schema = DFSchema::empty();
-            for input in node.inputs() {
-                schema.merge(input.schema());
-            }
-            node.map_expressions(|e| {
-                e.transform_up(|e| {
-                    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &e else {
-                        return Ok(Transformed::no(e));
-                    };
-                    if !matches!(op, Operator::Eq | Operator::NotEq) {
-                        return Ok(Transformed::no(e));
-                    }
-                    let (Ok(l), Ok(r)) = (left.get_type(&schema), right.get_type(&schema)) else {
-                        return Ok(Transformed::no(e));
-                    };
-                    if !is_list(&l) || l != r {
-                        return Ok(Transformed::no(e));
-                    }
-                    let call = Expr::ScalarFunction(ScalarFunction::new_udf(
-                        self.eq.clone(),
-                        vec![(**left).clone(), (**right).clone()],
-                    ));
-                    Ok(Transformed::yes(if *op == Operator::Eq {
-                        call
-                    } else {
-                        Expr::Not(Box::new(call))
-                    }))
-                })
-            })
+impl ArrayEquality {
+    /// `e` as `trino_array_eq` when it is `=` or `<>` between arrays.
+    pub fn rewrite(&self, e: &Expr, schema: &DFSchema) -> Option<Expr> {
+        let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else {
+            return None;
+        };
+        if !matches!(op, Operator::Eq | Operator::NotEq) {
+            return None;
+        }
+        let (l, r) = (left.get_type(schema).ok()?, right.get_type(schema).ok()?);
+        if !is_list(&l) || l != r {
+            return None;
+        }
+        let call = Expr::ScalarFunction(ScalarFunction::new_udf(
+            self.eq.clone(),
+            vec![(**left).clone(), (**right).clone()],
+        ));
+        Some(if *op == Operator::Eq {
+            call
+        } else {
+            Expr::Not(Box::new(call))
         })
-        .map(|t| t.data)
     }
 }

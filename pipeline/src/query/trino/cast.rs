@@ -10,12 +10,9 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, ListArray, StructArray, new_null_array};
 use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::DataType;
-use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, Result};
 use datafusion::logical_expr::expr::ScalarFunction;
-use datafusion::logical_expr::{Cast, Expr, ExprSchemable, LogicalPlan, ScalarUDF, TryCast};
-use datafusion::optimizer::AnalyzerRule;
+use datafusion::logical_expr::{Cast, Expr, ExprSchemable, ScalarUDF, TryCast};
 
 use super::udf::arc;
 
@@ -196,8 +193,8 @@ fn exact(t: &DataType) -> DataType {
     }
 }
 
-/// Rounds a fractional value before a cast to an integer type (runs after type coercion,
-/// when every expression's type is known).
+/// Trino's casts on DataFusion's (`typed.rs` applies them after type coercion, when every
+/// expression's type is known).
 #[derive(Debug)]
 pub struct RoundingCasts {
     round: Arc<ScalarUDF>,
@@ -311,68 +308,38 @@ fn fractional(t: &DataType) -> bool {
     )
 }
 
-impl AnalyzerRule for RoundingCasts {
-    fn name(&self) -> &str {
-        "trino_rounding_casts"
-    }
-
-    fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> Result<LogicalPlan> {
-        plan.transform_up_with_subqueries(|node| {
-            let schema = input_schema(&node)?;
-            node.map_expressions(|e| {
-                e.transform_up(|e| {
-                    let (inner, field, tried) = match &e {
-                        Expr::Cast(Cast { expr, field }) => (expr, field, false),
-                        Expr::TryCast(TryCast { expr, field }) => (expr, field, true),
-                        _ => return Ok(Transformed::no(e)),
-                    };
-                    let Ok(from) = inner.get_type(&schema) else {
-                        return Ok(Transformed::no(e));
-                    };
-                    let to = field.data_type();
-                    // A DOUBLE or REAL as text is Trino's scientific notation (2.56E1).
-                    if matches!(from, DataType::Float32 | DataType::Float64)
-                        && matches!(
-                            to,
-                            DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
-                        )
-                    {
-                        let text = Expr::ScalarFunction(ScalarFunction::new_udf(
-                            self.double_text.clone(),
-                            vec![(**inner).clone()],
-                        ));
-                        let field = field.clone();
-                        return Ok(Transformed::yes(if tried {
-                            Expr::TryCast(TryCast::new_from_field(Box::new(text), field))
-                        } else {
-                            Expr::Cast(Cast::new_from_field(Box::new(text), field))
-                        }));
-                    }
-                    if !to.is_integer() || !fractional(&from) {
-                        return Ok(Transformed::no(e));
-                    }
-                    let rounded = Expr::ScalarFunction(ScalarFunction::new_udf(
-                        self.round.clone(),
-                        vec![(**inner).clone()],
-                    ));
-                    let field = field.clone();
-                    Ok(Transformed::yes(if tried {
-                        Expr::TryCast(TryCast::new_from_field(Box::new(rounded), field))
-                    } else {
-                        Expr::Cast(Cast::new_from_field(Box::new(rounded), field))
-                    }))
-                })
-            })
+impl RoundingCasts {
+    /// `e` with Trino's cast semantics, when it is a cast that needs them.
+    pub fn rewrite(&self, e: &Expr, schema: &DFSchema) -> Option<Expr> {
+        let (inner, field, tried) = match e {
+            Expr::Cast(Cast { expr, field }) => (expr, field, false),
+            Expr::TryCast(TryCast { expr, field }) => (expr, field, true),
+            _ => return None,
+        };
+        let from = inner.get_type(schema).ok()?;
+        let to = field.data_type();
+        // A DOUBLE or REAL as text is Trino's scientific notation (2.56E1); a fraction into
+        // an integer is rounded first.
+        let f = if matches!(from, DataType::Float32 | DataType::Float64)
+            && matches!(
+                to,
+                DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+            ) {
+            &self.double_text
+        } else if to.is_integer() && fractional(&from) {
+            &self.round
+        } else {
+            return None;
+        };
+        let operand = Box::new(Expr::ScalarFunction(ScalarFunction::new_udf(
+            f.clone(),
+            vec![(**inner).clone()],
+        )));
+        let field = field.clone();
+        Some(if tried {
+            Expr::TryCast(TryCast::new_from_field(operand, field))
+        } else {
+            Expr::Cast(Cast::new_from_field(operand, field))
         })
-        .map(|t| t.data)
     }
-}
-
-/// The schema a node's expressions are read against: its inputs', merged.
-fn input_schema(node: &LogicalPlan) -> Result<DFSchema> {
-    let mut schema = DFSchema::empty();
-    for input in node.inputs() {
-        schema.merge(input.schema());
-    }
-    Ok(schema)
 }

@@ -159,7 +159,7 @@ fn narrowed(t: &DataType) -> Option<DataType> {
     }
 }
 
-/// Integer `+`, `-`, `*` through checked kernels (after type coercion).
+/// Integer `+`, `-`, `*` through checked kernels (applied after type coercion, `typed.rs`).
 #[derive(Debug)]
 pub struct CheckedArithmetic {
     add: Arc<ScalarUDF>,
@@ -178,51 +178,26 @@ impl CheckedArithmetic {
     }
 }
 
-impl AnalyzerRule for CheckedArithmetic {
-    fn name(&self) -> &str {
-        "trino_checked_arithmetic"
-    }
-
-    fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> Result<LogicalPlan> {
-        plan.transform_up_with_subqueries(|node| {
-            let mut schema = DFSchema::empty();
-            for input in node.inputs() {
-                schema.merge(input.schema());
-            }
-            let names = NamePreserver::new(&node);
-            node.map_expressions(|e| {
-                let saved = names.save(&e);
-                let t = e.transform_up(|e| {
-                    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &e else {
-                        return Ok(Transformed::no(e));
-                    };
-                    let f = match op {
-                        Operator::Plus => &self.add,
-                        Operator::Minus => &self.sub,
-                        Operator::Multiply => &self.mul,
-                        _ => return Ok(Transformed::no(e)),
-                    };
-                    let (Ok(l), Ok(r)) = (left.get_type(&schema), right.get_type(&schema)) else {
-                        return Ok(Transformed::no(e));
-                    };
-                    if !l.is_integer() || l != r {
-                        return Ok(Transformed::no(e));
-                    }
-                    Ok(Transformed::yes(Expr::ScalarFunction(
-                        ScalarFunction::new_udf(
-                            f.clone(),
-                            vec![(**left).clone(), (**right).clone()],
-                        ),
-                    )))
-                })?;
-                Ok(if t.transformed {
-                    Transformed::yes(saved.restore(t.data))
-                } else {
-                    t
-                })
-            })
-        })
-        .map(|t| t.data)
+impl CheckedArithmetic {
+    /// `e` through a checked kernel when it is integer `+`, `-` or `*`.
+    pub fn rewrite(&self, e: &Expr, schema: &DFSchema) -> Option<Expr> {
+        let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else {
+            return None;
+        };
+        let f = match op {
+            Operator::Plus => &self.add,
+            Operator::Minus => &self.sub,
+            Operator::Multiply => &self.mul,
+            _ => return None,
+        };
+        let (l, r) = (left.get_type(schema).ok()?, right.get_type(schema).ok()?);
+        if !l.is_integer() || l != r {
+            return None;
+        }
+        Some(Expr::ScalarFunction(ScalarFunction::new_udf(
+            f.clone(),
+            vec![(**left).clone(), (**right).clone()],
+        )))
     }
 }
 

@@ -28,6 +28,7 @@ mod sequence;
 mod strings;
 mod tojson;
 mod tryexpr;
+mod typed;
 mod types;
 mod udf;
 mod url;
@@ -134,9 +135,7 @@ pub fn register(ctx: &SessionContext, dialect: Dialect) {
     ctx.register_udf(calls::slice_start());
     ctx.register_udf(aggregates::histogram());
     ctx.register_udf(aggregates::varchar_only());
-    ctx.add_analyzer_rule(std::sync::Arc::new(cast::RoundingCasts::new()));
-    ctx.add_analyzer_rule(std::sync::Arc::new(arrayeq::ArrayEquality::new()));
-    ctx.add_analyzer_rule(std::sync::Arc::new(integers::CheckedArithmetic::new()));
+    ctx.add_analyzer_rule(std::sync::Arc::new(typed::TypedRewrites::new()));
     let functions = [
         strings::functions(),
         strings::radix(),
