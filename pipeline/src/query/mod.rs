@@ -638,13 +638,10 @@ async fn plan_sql(
     ctx: &SessionContext,
     sql: &str,
 ) -> datafusion::common::Result<datafusion::prelude::DataFrame> {
-    let trino_dialect = trino::Dialect::of(&ctx.state()) == trino::Dialect::Trino;
-    let valued = if trino_dialect {
-        trino::rewrite_values(sql)
-    } else {
-        None
-    };
-    let sql = valued.as_deref().unwrap_or(sql);
+    let state = ctx.state();
+    let trino_dialect = trino::Dialect::of(&state) == trino::Dialect::Trino;
+    // Bare VALUES rows were written out before (QueryEngine::rewrite_text); the Trino type
+    // syntax is written here, before parsing.
     let typed = if trino_dialect {
         trino::rewrite_types(sql).map_err(datafusion::error::DataFusionError::Plan)?
     } else {
@@ -652,25 +649,24 @@ async fn plan_sql(
     };
     let sql = typed.as_deref().unwrap_or(sql);
     guard::check_size(sql).map_err(datafusion::error::DataFusionError::Plan)?;
-    let state = ctx.state();
-    let dialect = state.config().options().sql_parser.dialect;
-    let mut statement = state.sql_to_statement(sql, &dialect)?;
-    if let Err(e) = guard::check_depth(&statement) {
-        guard::drop_deep(statement);
-        return Err(e);
-    }
-    if trino_dialect && let datafusion::sql::parser::Statement::Statement(s) = &mut statement {
-        trino::rewrite(s).map_err(datafusion::error::DataFusionError::Plan)?;
-    }
+    let parse = || -> datafusion::common::Result<datafusion::sql::parser::Statement> {
+        let dialect = state.config().options().sql_parser.dialect;
+        let mut statement = state.sql_to_statement(sql, &dialect)?;
+        if let Err(e) = guard::check_depth(&statement) {
+            guard::drop_deep(statement);
+            return Err(e);
+        }
+        if trino_dialect && let datafusion::sql::parser::Statement::Statement(s) = &mut statement {
+            trino::rewrite(s).map_err(datafusion::error::DataFusionError::Plan)?;
+        }
+        Ok(statement)
+    };
     // Trino names an unaliased expression `_colN`; DataFusion names it by its text, and two
     // that print alike (`sum(CAST(x AS DOUBLE))`, `sum(CAST(x AS BIGINT))`) collide. Such a
-    // query is planned again with Trino's names.
-    let retry = trino_dialect.then(|| statement.clone());
-    let plan = match state.statement_to_plan(statement).await {
-        Err(e) if e.to_string().contains("require unique expression names") => {
-            let Some(mut again) = retry else {
-                return Err(e);
-            };
+    // query is parsed and planned again with Trino's names.
+    let plan = match state.statement_to_plan(parse()?).await {
+        Err(e) if trino_dialect && e.to_string().contains("require unique expression names") => {
+            let mut again = parse()?;
             if let datafusion::sql::parser::Statement::Statement(s) = &mut again {
                 trino::name_columns(s);
             }
