@@ -140,22 +140,13 @@ fn walk<'a>(mut v: &'a Value, steps: &[Step]) -> Option<&'a Value> {
     Some(v)
 }
 
+/// A JSON text (and a path, when the function takes one) per row (`udf::map_str`).
 fn map_json(
     a: &[ArrayRef],
     rows: usize,
     f: impl Fn(&str, Option<&str>) -> Result<Option<String>>,
 ) -> Result<ArrayRef> {
-    let s = str_arg(&a[0])?;
-    let p = a.get(1).map(str_arg).transpose()?;
-    let mut out = StringBuilder::new();
-    for r in 0..rows {
-        if s.is_null(r) || p.is_some_and(|p| p.is_null(r)) {
-            out.append_null();
-            continue;
-        }
-        out.append_option(f(s.value(r), p.map(|p| p.value(r)))?);
-    }
-    Ok(arc(out.finish()))
+    super::udf::map_str(a, rows, |s, _| f(s[0], s.get(1).copied()))
 }
 
 fn json_parse(a: &[ArrayRef], rows: usize, _: &ConfigOptions) -> Result<ArrayRef> {

@@ -9,7 +9,9 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::{Result, exec_err, plan_err};
 use datafusion::logical_expr::ScalarUDF;
 
-use super::udf::{arc, i64_arg, int64, integral, list, str_arg, stringy, udf, utf8, utf8_list};
+use super::udf::{
+    arc, i64_arg, int64, integral, list, map_str, str_arg, stringy, udf, utf8, utf8_list,
+};
 
 pub fn functions() -> Vec<ScalarUDF> {
     vec![
@@ -39,48 +41,6 @@ fn one_string(t: &[DataType], name: &str) -> Result<Vec<DataType>> {
 }
 fn strings2(t: &[DataType], name: &str) -> Result<Vec<DataType>> {
     super::udf::strings(t, 2, 2, name)
-}
-
-/// A kernel mapping each row of string arguments (and integer ones) to an optional string.
-fn map_str(
-    a: &[ArrayRef],
-    rows: usize,
-    f: impl Fn(&[&str], &[i64]) -> Result<Option<String>>,
-) -> Result<ArrayRef> {
-    let (strs, ints) = by_kind(a)?;
-    let mut out = StringBuilder::with_capacity(rows, rows * 8);
-    let mut s = Vec::with_capacity(strs.len());
-    let mut n = Vec::with_capacity(ints.len());
-    for r in 0..rows {
-        s.clear();
-        n.clear();
-        if strs.iter().any(|x| x.is_null(r)) || ints.iter().any(|x| x.is_null(r)) {
-            out.append_null();
-            continue;
-        }
-        s.extend(strs.iter().map(|x| x.value(r)));
-        n.extend(ints.iter().map(|x| x.value(r)));
-        out.append_option(f(&s, &n)?);
-    }
-    Ok(arc(out.finish()))
-}
-
-type Split<'a> = (
-    Vec<&'a arrow::array::StringArray>,
-    Vec<arrow::array::PrimitiveArray<Int64Type>>,
-);
-
-fn by_kind(a: &[ArrayRef]) -> Result<Split<'_>> {
-    let mut strs = Vec::new();
-    let mut ints = Vec::new();
-    for x in a {
-        if x.data_type() == &DataType::Utf8 {
-            strs.push(str_arg(x)?);
-        } else {
-            ints.push(i64_arg(x)?.as_primitive::<Int64Type>().clone());
-        }
-    }
-    Ok((strs, ints))
 }
 
 fn length(a: &[ArrayRef], _: usize, _: &ConfigOptions) -> Result<ArrayRef> {

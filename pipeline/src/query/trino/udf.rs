@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, StringArray, StringBuilder};
 use arrow::datatypes::DataType;
+use arrow::datatypes::Int64Type;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::{
@@ -165,4 +166,47 @@ pub fn i64_arg(a: &ArrayRef) -> Result<ArrayRef> {
 
 pub fn arc<A: Array + 'static>(a: A) -> ArrayRef {
     Arc::new(a)
+}
+
+/// A kernel mapping each row of string arguments (and integer ones) to an optional string;
+/// a row with a NULL argument is NULL.
+pub fn map_str(
+    a: &[ArrayRef],
+    rows: usize,
+    f: impl Fn(&[&str], &[i64]) -> Result<Option<String>>,
+) -> Result<ArrayRef> {
+    let (strs, ints) = by_kind(a)?;
+    let mut out = StringBuilder::with_capacity(rows, rows * 8);
+    let mut s = Vec::with_capacity(strs.len());
+    let mut n = Vec::with_capacity(ints.len());
+    for r in 0..rows {
+        s.clear();
+        n.clear();
+        if strs.iter().any(|x| x.is_null(r)) || ints.iter().any(|x| x.is_null(r)) {
+            out.append_null();
+            continue;
+        }
+        s.extend(strs.iter().map(|x| x.value(r)));
+        n.extend(ints.iter().map(|x| x.value(r)));
+        out.append_option(f(&s, &n)?);
+    }
+    Ok(arc(out.finish()))
+}
+
+type Split<'a> = (
+    Vec<&'a arrow::array::StringArray>,
+    Vec<arrow::array::PrimitiveArray<Int64Type>>,
+);
+
+fn by_kind(a: &[ArrayRef]) -> Result<Split<'_>> {
+    let mut strs = Vec::new();
+    let mut ints = Vec::new();
+    for x in a {
+        if x.data_type() == &DataType::Utf8 {
+            strs.push(str_arg(x)?);
+        } else {
+            ints.push(i64_arg(x)?.as_primitive::<Int64Type>().clone());
+        }
+    }
+    Ok((strs, ints))
 }

@@ -4,13 +4,13 @@
 
 use std::sync::LazyLock;
 
-use arrow::array::{Array, ArrayRef, Int64Array, StringBuilder};
+use arrow::array::{Array, ArrayRef, Int64Array};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::{Result, exec_err};
 use datafusion::logical_expr::ScalarUDF;
 use regex::Regex;
 
-use super::udf::{arc, int64, str_arg, udf, utf8};
+use super::udf::{arc, int64, map_str, str_arg, udf, utf8};
 
 macro_rules! part {
     ($name:literal, $part:expr) => {
@@ -112,16 +112,11 @@ fn host_port(authority: &str) -> (&str, Option<&str>) {
 }
 
 fn part(a: &[ArrayRef], rows: usize, which: Part) -> Result<ArrayRef> {
-    let s = str_arg(&a[0])?;
-    let mut out = StringBuilder::new();
-    for r in 0..rows {
-        // A part the URL does not have is '' (java.net.URI's null, as Trino returns it);
-        // an opaque URI (`mailto:x@y`) has no path.
-        let v = s
-            .is_valid(r)
-            .then(|| split(s.value(r)))
-            .flatten()
-            .map(|u| match which {
+    // A part the URL does not have is '' (java.net.URI's null, as Trino returns it); an
+    // opaque URI (`mailto:x@y`) has no path.
+    map_str(a, rows, |s, _| {
+        Ok(split(s[0]).map(|u| {
+            match which {
                 Part::Protocol => u.scheme.unwrap_or(""),
                 Part::Host => u.authority.map_or("", |a| host_port(a).0),
                 Part::Path
@@ -132,10 +127,10 @@ fn part(a: &[ArrayRef], rows: usize, which: Part) -> Result<ArrayRef> {
                 Part::Path => u.path,
                 Part::Query => u.query.unwrap_or(""),
                 Part::Fragment => u.fragment.unwrap_or(""),
-            });
-        out.append_option(v);
-    }
-    Ok(arc(out.finish()))
+            }
+            .to_string()
+        }))
+    })
 }
 
 fn port(a: &[ArrayRef], rows: usize, _: &ConfigOptions) -> Result<ArrayRef> {
@@ -149,34 +144,20 @@ fn port(a: &[ArrayRef], rows: usize, _: &ConfigOptions) -> Result<ArrayRef> {
 }
 
 fn parameter(a: &[ArrayRef], rows: usize, _: &ConfigOptions) -> Result<ArrayRef> {
-    let (s, name) = (str_arg(&a[0])?, str_arg(&a[1])?);
-    let mut out = StringBuilder::new();
-    for r in 0..rows {
-        let v = (s.is_valid(r) && name.is_valid(r))
-            .then(|| split(s.value(r)))
-            .flatten()
-            .and_then(|u| u.query)
-            .and_then(|q| {
-                q.split('&').find_map(|kv| {
-                    let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-                    (k == name.value(r)).then_some(v)
-                })
-            });
-        out.append_option(v);
-    }
-    Ok(arc(out.finish()))
+    map_str(a, rows, |s, _| {
+        Ok(split(s[0]).and_then(|u| u.query).and_then(|q| {
+            q.split('&').find_map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                (k == s[1]).then(|| v.to_string())
+            })
+        }))
+    })
 }
 
 fn encode(a: &[ArrayRef], rows: usize, _: &ConfigOptions) -> Result<ArrayRef> {
-    let s = str_arg(&a[0])?;
-    let mut out = StringBuilder::new();
-    for r in 0..rows {
-        if s.is_null(r) {
-            out.append_null();
-            continue;
-        }
+    map_str(a, rows, |s, _| {
         let mut e = String::new();
-        for b in s.value(r).bytes() {
+        for b in s[0].bytes() {
             match b {
                 b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'*' | b'_' => {
                     e.push(b as char)
@@ -185,20 +166,13 @@ fn encode(a: &[ArrayRef], rows: usize, _: &ConfigOptions) -> Result<ArrayRef> {
                 b => e.push_str(&format!("%{b:02X}")),
             }
         }
-        out.append_value(e);
-    }
-    Ok(arc(out.finish()))
+        Ok(Some(e))
+    })
 }
 
 fn decode(a: &[ArrayRef], rows: usize, _: &ConfigOptions) -> Result<ArrayRef> {
-    let s = str_arg(&a[0])?;
-    let mut out = StringBuilder::new();
-    for r in 0..rows {
-        if s.is_null(r) {
-            out.append_null();
-            continue;
-        }
-        let text = s.value(r).as_bytes();
+    map_str(a, rows, |s, _| {
+        let text = s[0].as_bytes();
         let mut bytes = Vec::with_capacity(text.len());
         let mut i = 0;
         while i < text.len() {
@@ -223,9 +197,8 @@ fn decode(a: &[ArrayRef], rows: usize, _: &ConfigOptions) -> Result<ArrayRef> {
             i += 1;
         }
         match String::from_utf8(bytes) {
-            Ok(v) => out.append_value(v),
-            Err(_) => return exec_err!("url_decode: the decoded bytes are not UTF-8"),
+            Ok(v) => Ok(Some(v)),
+            Err(_) => exec_err!("url_decode: the decoded bytes are not UTF-8"),
         }
-    }
-    Ok(arc(out.finish()))
+    })
 }
